@@ -1,0 +1,34 @@
+# Quick start: `make run` (set up, then analyse the bundled example trial) and `make test`.
+.PHONY: setup run test test-fast test-slow lint constraints
+
+VENV := .venv/bin
+
+setup:
+	@bash scripts/bootstrap.sh
+
+run: setup
+	@bash scripts/run-example.sh
+
+# The whole suite: lint, fast tests, then the slow statistical checks.
+test: setup
+	@echo "[test] ruff check"
+	@$(VENV)/ruff check .
+	@echo "[test] fast tests"
+	@$(VENV)/pytest -m "not slow" -q
+	@echo "[test] slow statistical tests"
+	@$(VENV)/pytest -m slow -q
+
+test-fast: setup
+	@$(VENV)/pytest -m "not slow" -q
+
+test-slow: setup
+	@$(VENV)/pytest -m slow -q
+
+lint: setup
+	@$(VENV)/ruff check .
+
+# Recompile the pins after changing dependencies in pyproject.toml.
+constraints: setup
+	@$(VENV)/python -m pip install --quiet uv
+	@$(VENV)/uv pip compile pyproject.toml --extra dev --python-version 3.12 \
+		--no-header --output-file constraints.txt

@@ -1,0 +1,105 @@
+"""The ``crampstats`` command line: thin wrappers that parse arguments and call library functions.
+
+Every error a user can act on (:class:`~crampstats.errors.CrampstatsError`) becomes a message on
+standard error and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from crampstats import __version__
+from crampstats.config import ConfigError
+from crampstats.errors import CrampstatsError
+
+#: Exit codes: 0 success, 1 data refused or diagnostics failed, 2 usage or configuration error.
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from crampstats import validation
+    from crampstats.config import load_trial_config
+
+    config = load_trial_config(args.config)
+    result = validation.validate(args.data_dir, config)
+    if not result.ok:
+        print(validation.refusal_text(result), file=sys.stderr)
+        return EXIT_REFUSED
+    print(validation.summary_text(result))
+    if args.out is not None:
+        validation.write_validated(result, args.out)
+        print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _cmd_derive(args: argparse.Namespace) -> int:
+    from crampstats import derive, validation
+
+    validated = validation.read_validated(args.validated_dir)
+    derived = derive.derive_all(validated.tables, validated.config)
+    derive.write_derived(derived, args.out, validated)
+    print(derive.summary_text(derived))
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from crampstats import simulate
+    from crampstats.design import load_design
+
+    design = load_design(args.design)
+    trial = simulate.simulate(design, args.seed)
+    simulate.write_trial(trial, args.out)
+    print(simulate.summary_text(trial))
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for all sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="crampstats", description="Bayesian analysis and power simulation for cramp trials."
+    )
+    parser.add_argument("--version", action="version", version=f"crampstats {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a trial folder against the data contract")
+    p.add_argument("data_dir", type=Path, help="folder with subjects, diary, emg, adverse_events")
+    p.add_argument("--config", type=Path, help="trial config (design, arms, column mapping)")
+    p.add_argument("--out", type=Path, help="write validated Parquet tables and validation.json here")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("derive", help="build analysis datasets from a validated folder")
+    p.add_argument("validated_dir", type=Path, help="output folder of `crampstats validate --out`")
+    p.add_argument("--out", type=Path, required=True, help="folder for the derived datasets")
+    p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser("simulate", help="simulate a trial dataset from a design file")
+    p.add_argument("--design", type=Path, required=True, help="design YAML")
+    p.add_argument("--seed", type=int, required=True, help="root seed (non-negative integer)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the simulated trial")
+    p.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"crampstats {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CrampstatsError as exc:
+        print(f"crampstats {args.command}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print("crampstats: interrupted; no partial output was left", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Load and check configuration files against their JSON Schemas, filling defaults."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from crampstats.errors import CrampstatsError
+
+
+class ConfigError(CrampstatsError):
+    """A configuration file is unreadable or breaks its schema."""
+
+
+def schema(name: str) -> dict[str, Any]:
+    """Return the packaged JSON Schema ``name`` (e.g. ``"trial"``) as a dict."""
+    text = files("crampstats.schemas").joinpath(f"{name}.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that validating also fills ``default`` values."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def fill(validator, properties, instance, schema_):  # noqa: ANN001 - jsonschema hook
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = _copy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema_)
+
+    return jsonschema.validators.extend(validator_class, {"properties": fill})
+
+
+def _copy(value: Any) -> Any:
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def check(config: dict[str, Any], schema_name: str, source: str = "config") -> dict[str, Any]:
+    """Validate ``config`` against a packaged schema and return a copy with defaults filled.
+
+    Parameters
+    ----------
+    config
+        Parsed configuration.
+    schema_name
+        Name of the packaged schema, e.g. ``"trial"``.
+    source
+        Where the config came from, used in error messages.
+
+    Returns
+    -------
+    dict
+        A deep copy of ``config`` with schema defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        Naming the offending key and the rule it breaks.
+    """
+    filled = _copy(config)
+    errors = sorted(_Validator(schema(schema_name)).iter_errors(filled), key=lambda e: e.path)
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"{source}: key {key}: {err.message}")
+        raise ConfigError("\n".join(lines))
+    return filled
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, raising :class:`ConfigError` with the file name on any failure."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def load_trial_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Load a trial configuration (design, arms, column mapping, thresholds).
+
+    Parameters
+    ----------
+    path
+        YAML file following ``schemas/trial.schema.yaml``; ``None`` gives the defaults.
+
+    Returns
+    -------
+    dict
+        The validated configuration with defaults filled.
+    """
+    if path is None:
+        return check({}, "trial", "defaults")
+    return check(read_yaml(path), "trial", str(path))

@@ -1,0 +1,1 @@
+"""JSON Schemas for configuration files and designs."""
