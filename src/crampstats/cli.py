@@ -23,7 +23,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from crampstats import validation
     from crampstats.config import load_trial_config
 
-    config = load_trial_config(args.config)
+    config = load_trial_config(args.config, args.data_dir)
     result = validation.validate(args.data_dir, config)
     if not result.ok:
         print(validation.refusal_text(result), file=sys.stderr)
@@ -68,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a trial folder against the data contract")
     p.add_argument("data_dir", type=Path, help="folder with subjects, diary, emg, adverse_events")
-    p.add_argument("--config", type=Path, help="trial config (design, arms, column mapping)")
-    p.add_argument("--out", type=Path, help="write validated Parquet tables and validation.json here")
+    p.add_argument(
+        "--config", type=Path,
+        help="trial config (design, arms, column mapping), or the main config listing trials",
+    )
+    p.add_argument(
+        "--out", type=Path, help="write validated Parquet tables and validation.json here"
+    )
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("derive", help="build analysis datasets from a validated folder")

@@ -26,7 +26,7 @@ def _with_defaults(validator_class: type) -> type:
     """Extend a jsonschema validator so that validating also fills ``default`` values."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
-    def fill(validator, properties, instance, schema_):  # noqa: ANN001 - jsonschema hook
+    def fill(validator, properties, instance, schema_):
         if isinstance(instance, dict):
             for key, sub in properties.items():
                 if "default" in sub and key not in instance:
@@ -92,19 +92,52 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_trial_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Load a trial configuration (design, arms, column mapping, thresholds).
+def load_trial_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
+    """Load the configuration of one trial (design, arms, column mapping, thresholds).
 
     Parameters
     ----------
     path
-        YAML file following ``schemas/trial.schema.yaml``; ``None`` gives the defaults.
+        Either a trial config following ``schemas/trial.schema.yaml`` (such as ``config/adam.yaml``)
+        or the main config, whose ``trials`` mapping names each trial's ``data`` folder; then the
+        entry whose folder is ``data_dir`` is used, merged over the mapping file its ``columns`` key
+        names. ``None`` gives the defaults.
+    data_dir
+        The trial's data folder; needed to pick the trial out of a main config.
 
     Returns
     -------
     dict
-        The validated configuration with defaults filled.
+        The validated trial configuration with defaults filled.
+
+    Raises
+    ------
+    ConfigError
+        If the file is unreadable, breaks the schema, or lists no trial for ``data_dir``.
     """
     if path is None:
         return check({}, "trial", "defaults")
-    return check(read_yaml(path), "trial", str(path))
+    path = Path(path)
+    raw = read_yaml(path)
+    if "trials" not in raw:
+        return check(raw, "trial", str(path))
+    entry = _trial_entry(raw["trials"], path, data_dir)
+    merged: dict[str, Any] = {}
+    if entry.get("columns"):
+        merged = read_yaml(entry["columns"])
+    merged.update({k: v for k, v in entry.items() if k not in ("data", "columns")})
+    return check(merged, "trial", f"{path} (trial {merged.get('trial_id', '?')})")
+
+
+def _trial_entry(trials: Any, path: Path, data_dir: str | Path | None) -> dict[str, Any]:
+    """Return the main config's ``trials`` entry whose ``data`` folder is ``data_dir``."""
+    if not isinstance(trials, dict):
+        raise ConfigError(f"{path}: key trials: expected a mapping of trial name -> settings")
+    if data_dir is None:
+        raise ConfigError(f"{path}: a main config needs the trial's data folder to pick its entry")
+    wanted = Path(data_dir).resolve()
+    for name, entry in trials.items():
+        if isinstance(entry, dict) and Path(str(entry.get("data", ""))).resolve() == wanted:
+            return {"trial_id": str(name), **entry}
+    known = ", ".join(f"{n} ({e.get('data')})" for n, e in trials.items() if isinstance(e, dict))
+    raise ConfigError(f"{path}: key trials: no trial has data folder {data_dir}; known: {known}")

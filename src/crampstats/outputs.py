@@ -44,7 +44,7 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str:
-    """Return the git commit of the crampstats source tree (``-dirty`` if modified), or ``unknown``."""
+    """Return the git commit of the source tree (``-dirty`` if modified), or ``unknown``."""
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
@@ -77,7 +77,9 @@ def provenance(inputs: Mapping[str, str | Path], config: Mapping[str, Any], **ex
         ``inputs`` (label -> sha256), ``config``, ``versions``, ``git_commit`` and the extras.
     """
     return {
-        "inputs": {label: {"path": str(p), "sha256": sha256_file(p)} for label, p in inputs.items()},
+        "inputs": {
+            label: {"path": str(p), "sha256": sha256_file(p)} for label, p in inputs.items()
+        },
         "config": dict(config),
         "versions": package_versions(),
         "git_commit": git_commit(),
