@@ -248,7 +248,7 @@ def ae_incidence(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.
     events = (
         ae.assign(serious_=serious)
         .groupby(["subject_id", "category"])
-        .agg(n_events=("term", "size"), any_serious=("serious_", "max"))
+        .agg(n_events=("term", "size"), any_serious=("serious_", "sum"))
     )
     grid = pd.MultiIndex.from_product(
         [subjects["subject_id"].sort_values().unique(), sorted(ae["category"].unique())],
@@ -257,7 +257,7 @@ def ae_incidence(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.
     events = events.reindex(grid, fill_value=0).reset_index()
     events["n_events"] = events["n_events"].astype("int64")
     events["any_event"] = events["n_events"] > 0
-    events["any_serious"] = events["any_serious"].astype(bool)
+    events["any_serious"] = events["any_serious"] > 0
     cols = ["trial_id", "subject_id"] + (["arm"] if "arm" in subjects else [])
     out = subjects[cols].merge(events, on="subject_id")
     return out.sort_values(["subject_id", "category"]).reset_index(drop=True)

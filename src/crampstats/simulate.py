@@ -651,7 +651,8 @@ def _csv_text(df: pd.DataFrame) -> str:
 def write_trial(trial: SimulatedTrial, out_dir: str | Path) -> None:
     """Write a simulated trial folder atomically.
 
-    Writes ``subjects.csv``, ``diary.csv``, ``emg.csv``, ``adverse_events.csv``, ``design.yaml``
+    Writes ``subjects.csv``, ``diary.csv``, ``emg.csv`` and ``adverse_events.csv`` (the last two
+    only when they have rows), ``design.yaml``
     (the design with defaults filled, headed by the command that regenerates the folder) and
     ``truth.json``. The folder is replaced only when everything is written.
 
@@ -674,6 +675,9 @@ def write_trial(trial: SimulatedTrial, out_dir: str | Path) -> None:
     )
     with atomic_dir(out_dir) as tmp:
         for name in COLUMNS:
+            # The contract refuses header-only tables; an optional table with no rows is omitted.
+            if trial.tables[name].empty and name in ("emg", "adverse_events"):
+                continue
             (tmp / f"{name}.csv").write_text(_csv_text(trial.tables[name]), encoding="utf-8",
                                              newline="\n")
         design_text = header + yaml.safe_dump(trial.design, sort_keys=True,
