@@ -1,0 +1,254 @@
+"""Decision quantities from a posterior of log rate ratios versus control.
+
+Pure functions: they read posterior draws and return ``pandas.DataFrame`` tables (one row per
+arm); nothing is fitted, written or printed. Inputs may be a fit (``xarray.DataTree`` with a
+``posterior`` group), a posterior ``Dataset`` or the ``log_rr`` ``DataArray`` itself, with
+sample dims ``chain, draw`` (or an already stacked ``sample``) and an ``arm`` dim of the active
+arms.
+
+Quantities (design.md, "compare"): rate ratio median and equal-tailed interval, P(RR < 1),
+P(RR < threshold) with the default threshold 0.75 (calibration.md, "Gaps": no published MCID,
+a 25 % reduction is the named assumption), the absolute difference in cramps per week
+standardised over the trial's subjects, and ranking probabilities with SUCRA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "absolute_difference",
+    "decision_table",
+    "rank_probabilities",
+    "rate_ratio_summary",
+]
+
+DEFAULT_THRESHOLD = 0.75  # calibration.md, Gaps: MCID assumption, RR 0.75
+
+
+def _draws(obj: xr.DataTree | xr.Dataset | xr.DataArray, var_name: str) -> xr.DataArray:
+    """Return ``var_name`` draws with sample dims stacked into ``sample`` (last dim)."""
+    if isinstance(obj, xr.DataTree):
+        obj = obj["posterior"].to_dataset() if "posterior" in obj.children else obj.to_dataset()
+    if isinstance(obj, xr.Dataset):
+        obj = obj[var_name]
+    if "sample" not in obj.dims:
+        sample_dims = [d for d in ("chain", "draw") if d in obj.dims]
+        if not sample_dims:
+            raise ValueError(f"{var_name}: no sample dims (chain/draw or sample) in {obj.dims}")
+        obj = obj.stack(sample=sample_dims)
+    if "sample" in obj.indexes:
+        obj = obj.drop_vars(["sample", *[c for c in ("chain", "draw") if c in obj.coords]])
+    return obj.transpose(..., "sample")
+
+
+def _interval(level: float) -> tuple[float, float]:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    tail = (1.0 - level) / 2.0
+    return tail, 1.0 - tail
+
+
+def rate_ratio_summary(
+    posterior: xr.DataTree | xr.Dataset | xr.DataArray,
+    level: float = 0.95,
+    threshold: float = DEFAULT_THRESHOLD,
+    var_name: str = "log_rr",
+) -> pd.DataFrame:
+    """Rate ratio versus control per arm: median, equal-tailed interval, P(RR<1), P(RR<threshold).
+
+    Parameters
+    ----------
+    posterior
+        Fit, posterior dataset or ``log_rr`` draws (dims ``arm`` and chain/draw or sample).
+    level
+        Probability mass of the equal-tailed interval.
+    threshold
+        Rate ratio for ``p_rr_lt_threshold`` (default 0.75, the MCID assumption).
+    var_name
+        Name of the log rate ratio variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``arm, rr_median, rr_lower, rr_upper, p_rr_lt_1, p_rr_lt_threshold``;
+        ``attrs`` hold ``level`` and ``threshold``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> draws = xr.DataArray(np.log([[0.5, 0.6, 0.7, 0.8, 1.1]]), dims=("arm", "sample"),
+    ...                      coords={"arm": ["quinine"]})
+    >>> rate_ratio_summary(draws)[["arm", "rr_median", "p_rr_lt_1"]]
+           arm  rr_median  p_rr_lt_1
+    0  quinine        0.7        0.8
+    """
+    if threshold <= 0:
+        raise ValueError(f"threshold must be a positive rate ratio, got {threshold}")
+    lo, hi = _interval(level)
+    draws = _draws(posterior, var_name)
+    values = draws.values.reshape(-1, draws.sizes["sample"])
+    q = np.quantile(values, [0.5, lo, hi], axis=-1)
+    out = pd.DataFrame(
+        {
+            "arm": [str(a) for a in draws["arm"].values],
+            "rr_median": np.exp(q[0]),
+            "rr_lower": np.exp(q[1]),
+            "rr_upper": np.exp(q[2]),
+            "p_rr_lt_1": (values < 0).mean(axis=-1),
+            "p_rr_lt_threshold": (values < np.log(threshold)).mean(axis=-1),
+        }
+    )
+    out.attrs.update(level=level, threshold=threshold)
+    return out
+
+
+def absolute_difference(
+    posterior: xr.DataTree | xr.Dataset | xr.DataArray,
+    control_log_rate: xr.DataArray,
+    level: float = 0.95,
+    days: float = 7.0,
+    var_name: str = "log_rr",
+) -> pd.DataFrame:
+    """Difference in cramps per week (arm minus control), standardised over the trial's subjects.
+
+    For every draw ``s`` and arm ``a``::
+
+        control_s = days * mean_i exp(c_is)
+        arm_s     = days * mean_i exp(c_is + log_rr_as)
+        diff_as   = arm_s - control_s
+
+    where ``c_is`` is subject ``i``'s log daily rate under control (from
+    ``model.subject_log_rate(idata)``): every subject of the trial is predicted under each arm
+    and the predictions are averaged, so arms are compared on the same population.
+
+    Parameters
+    ----------
+    posterior
+        Fit, posterior dataset or ``log_rr`` draws.
+    control_log_rate
+        Log daily rate under control, dims ``(chain, draw, subject)`` or ``(sample, subject)``,
+        drawn jointly with ``log_rr`` (same chains and draws).
+    level
+        Probability mass of the equal-tailed interval.
+    days
+        Days per reporting unit (7: cramps per week).
+    var_name
+        Name of the log rate ratio variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``arm, control_per_week, arm_per_week`` (posterior means),
+        ``difference_mean, difference_median, difference_lower, difference_upper``.
+    """
+    lo, hi = _interval(level)
+    draws = _draws(posterior, var_name)
+    rate = _draws(control_log_rate, "control_log_rate")
+    if rate.sizes["sample"] != draws.sizes["sample"]:
+        raise ValueError("control_log_rate and log_rr must come from the same draws")
+    control = days * np.exp(rate).mean("subject").values  # (sample,)
+    rr = np.exp(draws.values)  # (arm, sample)
+    arm_rate = control[None, :] * rr
+    diff = arm_rate - control[None, :]
+    q = np.quantile(diff, [0.5, lo, hi], axis=-1)
+    out = pd.DataFrame(
+        {
+            "arm": [str(a) for a in draws["arm"].values],
+            "control_per_week": control.mean(),
+            "arm_per_week": arm_rate.mean(axis=-1),
+            "difference_mean": diff.mean(axis=-1),
+            "difference_median": q[0],
+            "difference_lower": q[1],
+            "difference_upper": q[2],
+        }
+    )
+    out.attrs.update(level=level, days=days)
+    return out
+
+
+def rank_probabilities(
+    posterior: xr.DataTree | xr.Dataset | xr.DataArray,
+    control_arm: str = "placebo",
+    lower_is_better: bool = True,
+    var_name: str = "log_rr",
+) -> pd.DataFrame:
+    """Probability of each rank, P(best), mean rank and SUCRA for all arms including control.
+
+    Control has log rate ratio 0 in every draw. Rank 1 is best: fewest cramps when
+    ``lower_is_better``. SUCRA = ``(n_arms - mean_rank) / (n_arms - 1)``, 1 for an arm that is
+    best in every draw and 0 for one that is always worst.
+
+    Parameters
+    ----------
+    posterior
+        Fit, posterior dataset or ``log_rr`` draws.
+    control_arm
+        Label of the control arm (added with log RR 0).
+    lower_is_better
+        Rank low rates first.
+    var_name
+        Name of the log rate ratio variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``arm, p_best, mean_rank, sucra, p_rank_1 .. p_rank_n``, sorted by SUCRA.
+    """
+    draws = _draws(posterior, var_name)
+    labels = [control_arm, *(str(a) for a in draws["arm"].values)]
+    values = np.vstack([np.zeros((1, draws.sizes["sample"])), draws.values])
+    score = values if lower_is_better else -values
+    ranks = score.argsort(axis=0).argsort(axis=0) + 1  # (arm, sample), 1 = best
+    n = len(labels)
+    p_rank = np.stack([(ranks == r).mean(axis=1) for r in range(1, n + 1)], axis=1)
+    mean_rank = ranks.mean(axis=1)
+    out = pd.DataFrame(
+        {
+            "arm": labels,
+            "p_best": p_rank[:, 0],
+            "mean_rank": mean_rank,
+            "sucra": (n - mean_rank) / (n - 1) if n > 1 else np.ones(n),
+        }
+    )
+    for r in range(n):
+        out[f"p_rank_{r + 1}"] = p_rank[:, r]
+    return out.sort_values("sucra", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def decision_table(
+    posterior: xr.DataTree | xr.Dataset | xr.DataArray,
+    control_log_rate: xr.DataArray | None = None,
+    control_arm: str = "placebo",
+    level: float = 0.95,
+    threshold: float = DEFAULT_THRESHOLD,
+    var_name: str = "log_rr",
+) -> pd.DataFrame:
+    """All per-arm decision quantities in one table (active arms only).
+
+    Parameters
+    ----------
+    posterior
+        Fit, posterior dataset or ``log_rr`` draws.
+    control_log_rate
+        As in :func:`absolute_difference`; omitted: no absolute-effect columns.
+    control_arm, level, threshold, var_name
+        As in the component functions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`rate_ratio_summary` columns, then those of :func:`absolute_difference` (if
+        ``control_log_rate`` is given), then ``p_best, sucra``.
+    """
+    table = rate_ratio_summary(posterior, level, threshold, var_name)
+    if control_log_rate is not None:
+        table = table.merge(
+            absolute_difference(posterior, control_log_rate, level, var_name=var_name), on="arm"
+        )
+    ranks = rank_probabilities(posterior, control_arm, var_name=var_name)
+    table = table.merge(ranks[["arm", "p_best", "sucra"]], on="arm")
+    table.attrs.update(level=level, threshold=threshold, control_arm=control_arm)
+    return table

@@ -1,0 +1,593 @@
+"""Model objects that compile once and re-sample with new data, plus fit diagnostics.
+
+The pattern follows pymc-extras' ``ModelBuilder``: a model is a small object with a
+``default_model_config`` (priors, covariates, control arm: the *structure*), a
+``default_sampler_config`` (chains, draws, ...), a :meth:`BayesModel.build` that creates a
+``pm.Model`` whose data are all ``pm.Data`` containers, and a data setter
+(:meth:`BayesModel.data_kwargs`) that swaps data without rebuilding.
+
+Why this shape (design.md, "What we measured"): compiling a model costs 5-15 s, sampling the
+integrated-out formulations costs about a second. :meth:`BayesModel.fit` therefore compiles
+with :func:`nutpie.compile_pymc_model` once per model *structure* and per process, and re-samples
+with ``compiled.with_data(...)``. No free parameter has a subject dimension and no data
+container has a static shape, so new data may have a different number of subjects, weeks or
+rows; only the arms and covariate columns (the structure) must stay the same.
+
+PyTensor compile directory
+--------------------------
+PyTensor (and therefore this module) keeps compiled code in ``base_compiledir``; parallel jobs
+sharing one directory have dead-locked on its lock (style.md). Give each process its own
+directory *before* PyTensor is imported, e.g. ``env=pytensor_compiledir_env(path)`` for a
+subprocess, or :func:`configure_compiledir` at the very top of a script. This module imports
+PyMC, PyTensor and nutpie lazily so that importing it does not fix the directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from crampstats.errors import CrampstatsError
+
+if TYPE_CHECKING:
+    import pymc as pm
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "BayesModel",
+    "PreparedData",
+    "StaleFitError",
+    "clear_compile_cache",
+    "compile_cache_info",
+    "configure_compiledir",
+    "diagnose",
+    "load_fit",
+    "package_versions",
+    "pytensor_compiledir_env",
+    "save_fit",
+]
+
+#: Packages whose versions enter a model's id (a new version may change the posterior).
+VERSIONED_PACKAGES = ("crampstats", "pymc", "pytensor", "nutpie", "numpy")
+
+#: Default convergence thresholds (design.md: every fit records them; failing ones are marked).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "rhat_max": 1.01,
+    "ess_bulk_min": 400.0,
+    "ess_tail_min": 400.0,
+    "divergences_max": 0,
+}
+
+ATTR_PREFIX = "crampstats_"
+
+
+class StaleFitError(CrampstatsError):
+    """A stored fit was made by a different model structure or package versions."""
+
+
+# --------------------------------------------------------------------------------------------
+# PyTensor compile directory
+# --------------------------------------------------------------------------------------------
+def pytensor_compiledir_env(
+    path: str | os.PathLike[str], base_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return an environment in which PyTensor compiles into its own directory ``path``.
+
+    Parameters
+    ----------
+    path
+        Directory for this process's compiled code (created by PyTensor on first use).
+    base_env
+        Environment to start from; defaults to ``os.environ``.
+
+    Returns
+    -------
+    dict
+        A copy of the environment whose ``PYTENSOR_FLAGS`` carries ``base_compiledir=path``
+        (replacing any earlier ``base_compiledir``, keeping other flags).
+
+    Notes
+    -----
+    PyTensor reads ``PYTENSOR_FLAGS`` once, at import. Pass the result as ``env=`` to a
+    subprocess, or use :func:`configure_compiledir` before anything imports PyTensor.
+
+    Examples
+    --------
+    >>> base = {"PYTENSOR_FLAGS": "floatX=float64"}
+    >>> env = pytensor_compiledir_env("/tmp/ptc-job-7", base_env=base)
+    >>> env["PYTENSOR_FLAGS"]
+    'floatX=float64,base_compiledir=/tmp/ptc-job-7'
+    """
+    env = dict(os.environ if base_env is None else base_env)
+    flags = [
+        f
+        for f in env.get("PYTENSOR_FLAGS", "").split(",")
+        if f.strip() and not f.strip().startswith("base_compiledir=")
+    ]
+    flags.append(f"base_compiledir={os.fspath(path)}")
+    env["PYTENSOR_FLAGS"] = ",".join(flags)
+    return env
+
+
+def configure_compiledir(path: str | os.PathLike[str]) -> None:
+    """Point this process's PyTensor compile directory at ``path``.
+
+    Parameters
+    ----------
+    path
+        Directory for compiled code.
+
+    Raises
+    ------
+    RuntimeError
+        If PyTensor is already imported with a different directory (too late to change it).
+    """
+    if "pytensor" in sys.modules:
+        import pytensor
+
+        if Path(pytensor.config.base_compiledir) != Path(path):
+            raise RuntimeError(
+                "PyTensor is already imported; set PYTENSOR_FLAGS=base_compiledir=... "
+                "before importing pymc, pytensor or crampstats.models"
+            )
+        return
+    os.environ["PYTENSOR_FLAGS"] = pytensor_compiledir_env(path)["PYTENSOR_FLAGS"]
+
+
+# --------------------------------------------------------------------------------------------
+# Ids and versions
+# --------------------------------------------------------------------------------------------
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    out = []
+    for name in VERSIONED_PACKAGES:
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, "unknown"))
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that enter a model id (looked up once per process)."""
+    return dict(_installed_versions())
+
+
+def _hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Compile cache (per process)
+# --------------------------------------------------------------------------------------------
+_COMPILE_CACHE: dict[str, Any] = {}
+_COMPILE_STATS: dict[str, int] = {"compiles": 0, "hits": 0}
+
+
+def clear_compile_cache() -> None:
+    """Forget all compiled models of this process (the next fit compiles again)."""
+    _COMPILE_CACHE.clear()
+    _COMPILE_STATS.update(compiles=0, hits=0)
+
+
+def compile_cache_info() -> dict[str, int]:
+    """Return ``{"compiles", "hits", "size"}`` of this process's compile cache."""
+    return {**_COMPILE_STATS, "size": len(_COMPILE_CACHE)}
+
+
+# --------------------------------------------------------------------------------------------
+# Model base class
+# --------------------------------------------------------------------------------------------
+@dataclass
+class PreparedData:
+    """Analysis data turned into arrays for one model.
+
+    Attributes
+    ----------
+    data : dict
+        Arrays for the model's ``pm.Data`` containers, by container name. Their shapes may
+        change between fits; their number of dimensions may not.
+    coords : dict
+        Structural coordinates (arms, covariate columns). Part of the compile-cache key.
+    constants : dict
+        Data-dependent constants (centring values) recorded in the posterior attrs.
+    subject_data : xarray.Dataset
+        Per-subject design stored as the fit's ``constant_data`` group, so that absolute
+        effects can be computed from the saved fit alone.
+    extra : dict
+        Arrays used after sampling (pointwise log-likelihood, twins) but not by the compiled
+        model, e.g. the weekly rows of a model that samples on sufficient statistics.
+    """
+
+    data: dict[str, np.ndarray]
+    coords: dict[str, list[str]]
+    constants: dict[str, float] = field(default_factory=dict)
+    subject_data: xr.Dataset = field(default_factory=xr.Dataset)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects in the data."""
+        return int(self.subject_data.sizes.get("subject", 0))
+
+
+class BayesModel(ABC):
+    """A Bayesian model that is compiled once per structure and re-sampled with new data.
+
+    Parameters
+    ----------
+    model_config
+        Overrides of :attr:`default_model_config` (priors, covariates, control arm, arms).
+    sampler_config
+        Overrides of :attr:`default_sampler_config`.
+
+    Attributes
+    ----------
+    name : str
+        Catalogue id of the model (design.md).
+    default_model_config : dict
+        Structure and priors; every key enters :attr:`id`.
+    default_sampler_config : dict
+        ``chains, draws, tune, cores, target_accept``; ``cores=None`` means
+        ``min(chains, CPUs available to this process)``, always passed to nutpie explicitly.
+    """
+
+    name: ClassVar[str] = "base"
+    default_model_config: ClassVar[dict[str, Any]] = {}
+    default_sampler_config: ClassVar[dict[str, Any]] = {
+        "chains": 4,
+        "draws": 1000,
+        "tune": 1000,
+        "cores": None,
+        "target_accept": 0.8,
+    }
+
+    def __init__(
+        self,
+        model_config: Mapping[str, Any] | None = None,
+        sampler_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        unknown = set(model_config or {}) - set(self.default_model_config)
+        if unknown:
+            raise ValueError(f"unknown {self.name} model_config key(s): {sorted(unknown)}")
+        unknown = set(sampler_config or {}) - set(self.default_sampler_config)
+        if unknown:
+            raise ValueError(f"unknown sampler_config key(s): {sorted(unknown)}")
+        self.model_config: dict[str, Any] = {**self.default_model_config, **(model_config or {})}
+        self.sampler_config: dict[str, Any] = {
+            **self.default_sampler_config,
+            **(sampler_config or {}),
+        }
+
+    # ---- identity ---------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """Hash of model name, model config and package versions (not of the data)."""
+        return _hash({"name": self.name, "config": self.model_config, **package_versions()})
+
+    def structure_key(self, prepared: PreparedData) -> str:
+        """Compile-cache key: :attr:`id` plus the structural coordinates of ``prepared``."""
+        return _hash({"id": self.id, "coords": prepared.coords})
+
+    # ---- to be provided by each model -------------------------------------------------------
+    @abstractmethod
+    def prepare(self, data: pd.DataFrame) -> PreparedData:
+        """Validate ``data`` and turn it into arrays (drops zero-exposure rows)."""
+
+    @abstractmethod
+    def _build(self, prepared: PreparedData) -> pm.Model:
+        """Create the ``pm.Model``; every array in ``prepared.data`` becomes a ``pm.Data``."""
+
+    @abstractmethod
+    def pointwise_log_likelihood(self, idata: xr.DataTree, prepared: PreparedData) -> xr.DataArray:
+        """Log-likelihood per subject and draw, dims ``(chain, draw, subject)``."""
+
+    @abstractmethod
+    def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
+        """Log of the expected cramps per day of each subject had they received the control.
+
+        Computed from the fit's ``constant_data`` group; dims ``(chain, draw, subject)``.
+        """
+
+    # ---- building and data swapping ---------------------------------------------------------
+    def build(self, data: pd.DataFrame | PreparedData) -> pm.Model:
+        """Return a fresh ``pm.Model`` for ``data`` (data as ``pm.Data`` containers)."""
+        prepared = data if isinstance(data, PreparedData) else self.prepare(data)
+        return self._build(prepared)
+
+    def data_kwargs(self, data: pd.DataFrame | PreparedData) -> dict[str, np.ndarray]:
+        """Keyword arguments for ``compiled.with_data(**kwargs)`` that swap in ``data``."""
+        prepared = data if isinstance(data, PreparedData) else self.prepare(data)
+        return dict(prepared.data)
+
+    def compile(self, data: pd.DataFrame | PreparedData) -> Any:
+        """Return the nutpie-compiled model for ``data``'s structure, compiling at most once.
+
+        Parameters
+        ----------
+        data
+            Analysis data (or its prepared form); only its structure (arms, covariate
+            columns) matters for the cache, its values are swapped in by :meth:`fit`.
+
+        Returns
+        -------
+        nutpie.compiled_pymc.CompiledPyMCModel
+            Cached per process under :meth:`structure_key`.
+        """
+        import nutpie
+
+        prepared = data if isinstance(data, PreparedData) else self.prepare(data)
+        key = self.structure_key(prepared)
+        if key in _COMPILE_CACHE:
+            _COMPILE_STATS["hits"] += 1
+            return _COMPILE_CACHE[key]
+        compiled = nutpie.compile_pymc_model(self._build(prepared), freeze_model=False)
+        _COMPILE_STATS["compiles"] += 1
+        _COMPILE_CACHE[key] = compiled
+        return compiled
+
+    # ---- fitting ----------------------------------------------------------------------------
+    def resolved_sampler_config(self, **overrides: Any) -> dict[str, Any]:
+        """Sampler settings with ``overrides`` (``None`` values ignored) and ``cores`` resolved."""
+        cfg = {**self.sampler_config, **{k: v for k, v in overrides.items() if v is not None}}
+        if cfg["cores"] is None:
+            cfg["cores"] = min(int(cfg["chains"]), _available_cpus())
+        for key in ("chains", "draws", "tune", "cores"):
+            cfg[key] = int(cfg[key])
+        return cfg
+
+    def fit(
+        self,
+        data: pd.DataFrame | PreparedData,
+        seed: int,
+        chains: int | None = None,
+        cores: int | None = None,
+        draws: int | None = None,
+        tune: int | None = None,
+        *,
+        log_likelihood: bool = False,
+    ) -> xr.DataTree:
+        """Sample the posterior for ``data`` with the (cached) compiled model.
+
+        Parameters
+        ----------
+        data
+            Analysis data: the ``periods`` or ``weekly`` frame the model expects.
+        seed
+            Integer seed (derive it from one ``numpy.random.SeedSequence``).
+        chains, cores, draws, tune
+            Override :attr:`sampler_config`. ``cores`` is always passed to nutpie.
+        log_likelihood
+            Add a ``log_likelihood`` group (one value per subject and draw) for LOO.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior``, ``sample_stats``, ``constant_data`` (per-subject design) and
+            optionally ``log_likelihood``; ``posterior.attrs`` hold the model id, structure
+            key, model and sampler config, seed, package versions and centring constants.
+        """
+        import nutpie
+
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+        prepared = data if isinstance(data, PreparedData) else self.prepare(data)
+        cfg = self.resolved_sampler_config(chains=chains, cores=cores, draws=draws, tune=tune)
+        compiled = self.compile(prepared).with_data(**self.data_kwargs(prepared))
+        idata = nutpie.sample(
+            compiled,
+            draws=cfg["draws"],
+            tune=cfg["tune"],
+            chains=cfg["chains"],
+            cores=cfg["cores"],
+            seed=int(seed),
+            target_accept=float(cfg["target_accept"]),
+            save_warmup=False,
+            progress_bar=False,
+        )
+        idata = _drop_object_stats(idata)
+        idata["constant_data"] = xr.DataTree(prepared.subject_data)
+        idata["posterior"].attrs.update(self._attrs(prepared, cfg, int(seed)))
+        if log_likelihood:
+            idata = self.add_log_likelihood(idata, prepared)
+        return idata
+
+    def add_log_likelihood(
+        self, idata: xr.DataTree, data: pd.DataFrame | PreparedData
+    ) -> xr.DataTree:
+        """Return ``idata`` with a ``log_likelihood`` group (variable ``y``, per subject)."""
+        prepared = data if isinstance(data, PreparedData) else self.prepare(data)
+        loglik = self.pointwise_log_likelihood(idata, prepared)
+        idata["log_likelihood"] = xr.DataTree(xr.Dataset({"y": loglik}))
+        return idata
+
+    def _attrs(self, prepared: PreparedData, cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+        return {
+            f"{ATTR_PREFIX}model": self.name,
+            f"{ATTR_PREFIX}model_id": self.id,
+            f"{ATTR_PREFIX}structure": self.structure_key(prepared),
+            f"{ATTR_PREFIX}model_config": json.dumps(self.model_config, sort_keys=True),
+            f"{ATTR_PREFIX}coords": json.dumps(prepared.coords),
+            f"{ATTR_PREFIX}sampler_config": json.dumps(cfg, sort_keys=True),
+            f"{ATTR_PREFIX}seed": seed,
+            f"{ATTR_PREFIX}versions": json.dumps(package_versions(), sort_keys=True),
+            f"{ATTR_PREFIX}constants": json.dumps(prepared.constants, sort_keys=True),
+            f"{ATTR_PREFIX}n_subjects": prepared.n_subjects,
+        }
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _drop_object_stats(idata: xr.DataTree) -> xr.DataTree:
+    """Drop object-dtype sample stats (nutpie's divergence messages): netCDF cannot store them."""
+    stats = idata["sample_stats"].to_dataset()
+    objects = [name for name, var in stats.data_vars.items() if var.dtype == object]
+    if objects:
+        idata["sample_stats"] = xr.DataTree(stats.drop_vars(objects), name="sample_stats")
+    return idata
+
+
+# --------------------------------------------------------------------------------------------
+# Saving and loading
+# --------------------------------------------------------------------------------------------
+def save_fit(idata: xr.DataTree, path: str | os.PathLike[str]) -> Path:
+    """Write a fit atomically (temporary name, then renamed into place).
+
+    Parameters
+    ----------
+    idata
+        The fit.
+    path
+        ``*.zarr`` writes a Zarr store (directory, unconsolidated metadata, needs only the
+        ``zarr`` package); any other suffix writes netCDF-4 (needs ``h5netcdf`` or ``netCDF4``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    if path.suffix == ".zarr":
+        idata.to_zarr(tmp, mode="w", consolidated=False)
+        if path.is_dir():
+            shutil.rmtree(path)
+    else:
+        try:
+            idata.to_netcdf(tmp)
+        except ValueError as err:
+            if "backend libraries" not in str(err):
+                raise
+            raise CrampstatsError(
+                f"cannot write {path}: no netCDF backend installed (h5netcdf or netCDF4); "
+                "install one or save as .zarr"
+            ) from err
+    tmp.replace(path)
+    return path
+
+
+def load_fit(path: str | os.PathLike[str], model: BayesModel) -> xr.DataTree:
+    """Read a fit and check it was made by ``model`` (same config and package versions).
+
+    Parameters
+    ----------
+    path
+        A netCDF file or Zarr store written by :func:`save_fit`.
+    model
+        The model object the caller intends to use the fit with.
+
+    Returns
+    -------
+    xarray.DataTree
+        The fit, loaded into memory.
+
+    Raises
+    ------
+    StaleFitError
+        If the stored model id differs from ``model.id``: the cached fit is stale.
+    """
+    path = Path(path)
+    if path.is_dir():
+        idata = xr.open_datatree(path, engine="zarr", consolidated=False).load()
+    else:
+        idata = xr.open_datatree(path).load()
+    attrs = idata["posterior"].attrs
+    stored = attrs.get(f"{ATTR_PREFIX}model_id")
+    if stored != model.id:
+        raise StaleFitError(
+            f"{path}: fit was made by model id {stored!r} "
+            f"({attrs.get(f'{ATTR_PREFIX}model')}, "
+            f"versions {attrs.get(f'{ATTR_PREFIX}versions')}); "
+            f"the current {model.name} model has id {model.id!r} "
+            f"(versions {json.dumps(package_versions(), sort_keys=True)}); refit"
+        )
+    return idata
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics
+# --------------------------------------------------------------------------------------------
+def diagnose(
+    idata: xr.DataTree,
+    thresholds: Mapping[str, float] | None = None,
+    var_names: list[str] | None = None,
+) -> dict[str, Any]:
+    """Check convergence of a fit against thresholds.
+
+    Parameters
+    ----------
+    idata
+        A fit with ``posterior`` and ``sample_stats`` groups.
+    thresholds
+        Overrides of :data:`DEFAULT_THRESHOLDS`: ``rhat_max`` (1.01), ``ess_bulk_min`` (400),
+        ``ess_tail_min`` (400), ``divergences_max`` (0).
+    var_names
+        Posterior variables to check; default all.
+
+    Returns
+    -------
+    dict
+        ``rhat_max, ess_bulk_min, ess_tail_min, divergences, status`` (``"ok"`` or
+        ``"failed"``) and ``reasons`` (a list of what failed; a NaN diagnostic fails).
+    """
+    import arviz_stats as azs
+
+    limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    unknown = set(limits) - set(DEFAULT_THRESHOLDS)
+    if unknown:
+        raise ValueError(f"unknown threshold(s) {sorted(unknown)}")
+    posterior = idata["posterior"].to_dataset()
+    if var_names is not None:
+        posterior = posterior[var_names]
+
+    def extreme(ds: xr.Dataset, how: str) -> float:
+        values = np.concatenate([np.ravel(v.values) for v in ds.data_vars.values()])
+        if values.size == 0 or np.isnan(values).any():
+            return float("nan")
+        return float(values.max() if how == "max" else values.min())
+
+    rhat_max = extreme(azs.rhat(posterior), "max")
+    ess_bulk = extreme(azs.ess(posterior, method="bulk"), "min")
+    ess_tail = extreme(azs.ess(posterior, method="tail"), "min")
+    divergences = int(idata["sample_stats"]["diverging"].sum())
+
+    reasons = []
+    if not rhat_max <= limits["rhat_max"]:
+        reasons.append(f"R-hat {rhat_max:.3f} > {limits['rhat_max']}")
+    if not ess_bulk >= limits["ess_bulk_min"]:
+        reasons.append(f"bulk ESS {ess_bulk:.0f} < {limits['ess_bulk_min']:.0f}")
+    if not ess_tail >= limits["ess_tail_min"]:
+        reasons.append(f"tail ESS {ess_tail:.0f} < {limits['ess_tail_min']:.0f}")
+    if divergences > limits["divergences_max"]:
+        reasons.append(f"{divergences} divergent transition(s) > {limits['divergences_max']:g}")
+    return {
+        "rhat_max": rhat_max,
+        "ess_bulk_min": ess_bulk,
+        "ess_tail_min": ess_tail,
+        "divergences": divergences,
+        "status": "failed" if reasons else "ok",
+        "reasons": reasons,
+    }
