@@ -65,8 +65,8 @@ def pymc_default(weekly: pd.DataFrame, seed: int, nuts_sampler: str | None):
     import pytensor.tensor as pt
 
     prepared = FrailtyWeekly().prepare(weekly)  # same rows, coding and centring
-    d = prepared.data
-    idx = d["subject_idx"]
+    d, rows = prepared.data, prepared.extra  # subject-level arrays, weekly rows
+    idx = rows["subject_idx"]
     with pm.Model(coords={"arm": prepared.coords["arm"]}):
         alpha = pm.Normal("alpha", np.log(0.9), 1.0)
         log_rr = pm.Normal("log_rr", 0.0, 1.0, dims="arm")
@@ -77,8 +77,8 @@ def pymc_default(weekly: pd.DataFrame, seed: int, nuts_sampler: str | None):
         k = pm.LogNormal("k", np.log(3.0), 1.0)
         effect = pt.concatenate([pt.zeros(1), log_rr])
         eta_subject = alpha + effect[d["arm_idx"]] + b * d["x_baseline"] + sigma * z
-        mu = pt.exp(d["log_exposure"] + eta_subject[idx] + g * d["t"])
-        pm.NegativeBinomial("y", mu=mu, alpha=k, observed=d["y"])
+        mu = pt.exp(rows["log_exposure"] + eta_subject[idx] + g * rows["t"])
+        pm.NegativeBinomial("y", mu=mu, alpha=k, observed=rows["y"])
         extra = {} if nuts_sampler is None else {"nuts_sampler": nuts_sampler}
         start = time.perf_counter()
         idata = pm.sample(
