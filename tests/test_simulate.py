@@ -328,3 +328,15 @@ def test_every_design_key_has_a_description():
 
     walk(schema("design"), "")
     assert not missing
+
+
+@pytest.mark.parametrize("seed", ["-1", "abc"])
+def test_cli_refuses_bad_seed_without_traceback(tmp_path: Path, capsys, seed):
+    design = ROOT / "data" / "example" / "design.yaml"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["simulate", "--design", str(design), "--seed", seed,
+                  "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a non-negative integer" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

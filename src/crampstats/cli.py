@@ -58,6 +58,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seed(text: str) -> int:
+    """Parse a seed: a non-negative integer, as ``numpy.random.SeedSequence`` requires."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for all sub-commands."""
     parser = argparse.ArgumentParser(
@@ -84,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate a trial dataset from a design file")
     p.add_argument("--design", type=Path, required=True, help="design YAML")
-    p.add_argument("--seed", type=int, required=True, help="root seed (non-negative integer)")
+    p.add_argument("--seed", type=_seed, required=True, help="root seed (non-negative integer)")
     p.add_argument("--out", type=Path, required=True, help="folder for the simulated trial")
     p.set_defaults(func=_cmd_simulate)
     return parser
