@@ -44,3 +44,16 @@ def test_atomic_write_text_and_provenance(tmp_path: Path):
     assert rec["versions"]["pandas"] != "not installed"
     assert rec["seeds"] == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_cli_reports_unwritable_output_without_traceback(tmp_path: Path, capsys):
+    from crampstats import cli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    root = Path(__file__).resolve().parents[1]
+    code = cli.main(["simulate", "--design", str(root / "data/example_nof1/design.yaml"),
+                     "--seed", "1", "--out", str(blocker / "out")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cannot write output" in err and "Traceback" not in err

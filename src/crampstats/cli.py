@@ -112,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrampstatsError as exc:
         print(f"crampstats {args.command}: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    except OSError as exc:  # e.g. an output folder that cannot be created; nothing partial stays
+        print(f"crampstats {args.command}: cannot write output: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         print("crampstats: interrupted; no partial output was left", file=sys.stderr)
         return 130
