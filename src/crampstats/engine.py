@@ -58,6 +58,7 @@ __all__ = [
     "package_versions",
     "pytensor_compiledir_env",
     "save_fit",
+    "thin_draws",
 ]
 
 #: Packages whose versions enter a model's id (a new version may change the posterior).
@@ -303,6 +304,34 @@ class BayesModel(ABC):
         Computed from the fit's ``constant_data`` group; dims ``(chain, draw, subject)``.
         """
 
+    @abstractmethod
+    def predictive_pmf(
+        self, idata: xr.DataTree, prepared: PreparedData, max_count: int, n_draws: int = 200
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Observed count of every modelled unit and its posterior predictive pmf.
+
+        Feeds the rootogram (:func:`crampstats.ppc.rootogram`). A unit is what the model's
+        likelihood counts: a subject's total, a subject-week, a subject-period.
+
+        Parameters
+        ----------
+        idata
+            The fit.
+        prepared
+            The data it was fitted to.
+        max_count
+            Largest count tabulated; the last column holds ``P(y >= max_count)``.
+        n_draws
+            Posterior draws averaged over (evenly thinned, :func:`thin_draws`).
+
+        Returns
+        -------
+        observed : numpy.ndarray
+            ``(n_units,)`` integer counts.
+        pmf : numpy.ndarray
+            ``(n_units, max_count + 1)``; each row sums to 1.
+        """
+
     # ---- building and data swapping ---------------------------------------------------------
     def build(self, data: pd.DataFrame | PreparedData) -> pm.Model:
         """Return a fresh ``pm.Model`` for ``data`` (data as ``pm.Data`` containers)."""
@@ -428,6 +457,14 @@ class BayesModel(ABC):
             f"{ATTR_PREFIX}constants": json.dumps(prepared.constants, sort_keys=True),
             f"{ATTR_PREFIX}n_subjects": prepared.n_subjects,
         }
+
+
+def thin_draws(posterior: xr.Dataset, n_draws: int) -> xr.Dataset:
+    """Keep about ``n_draws`` evenly spaced draws in total (chains kept, dims unchanged)."""
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    per_chain = max(1, min(n_draw, -(-n_draws // n_chain)))
+    idx = np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
+    return posterior.isel(draw=idx)
 
 
 def _available_cpus() -> int:

@@ -12,8 +12,31 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+from scipy import special
 
 from crampstats.errors import CrampstatsError
+
+#: Prior mean of the control arm's log daily rate: calibration.md, "baseline rate, NLC" row
+#: (0.6-1.2 cramps a day, 0.9/day in the example trial).
+LOG_RATE_PRIOR_MU = float(np.log(0.9))
+
+#: Model-config entries every count model shares: structure (arms, covariates, missing run-in
+#: rate, period analysed) and the priors of the terms they have in common (docstring of
+#: :mod:`crampstats.models.nb_totals` cites their sources). Models add their own entries.
+COMMON_MODEL_CONFIG: dict[str, Any] = {
+    "control_arm": "placebo",
+    "arms": None,
+    "covariates": [],
+    "missing_baseline": "error",
+    "period": "treatment",
+    "prior_alpha_mu": LOG_RATE_PRIOR_MU,
+    "prior_alpha_sd": 1.0,
+    "prior_log_rr_sd": 1.0,
+    "prior_b_mu": 0.0,
+    "prior_b_sd": 1.0,
+    "prior_beta_sd": 1.0,
+}
 
 
 class ModelDataError(CrampstatsError):
@@ -220,3 +243,58 @@ def subject_keys(frame: pd.DataFrame) -> pd.Series:
     if "trial_id" in frame.columns:
         return frame["trial_id"].astype(str) + "/" + frame["subject_id"].astype(str)
     return frame["subject_id"].astype(str)
+
+
+def arm_effect(log_rr: xr.DataArray, arm_idx: np.ndarray, subject_data: xr.Dataset) -> xr.DataArray:
+    """Per-subject arm log rate ratio (0 for control) from the posterior ``log_rr``."""
+    values = log_rr.transpose("chain", "draw", "arm").values
+    full = np.concatenate([np.zeros((*values.shape[:2], 1)), values], axis=-1)
+    return xr.DataArray(
+        full[..., arm_idx],
+        dims=("chain", "draw", "subject"),
+        coords={
+            "chain": log_rr["chain"],
+            "draw": log_rr["draw"],
+            "subject": subject_data["subject"],
+        },
+    )
+
+
+def nb_logpmf(y: Any, mu: Any, k: Any) -> Any:
+    """Negative binomial (NB2) log pmf with mean ``mu`` and size ``k`` (broadcasting)."""
+    return (
+        special.gammaln(y + k)
+        - special.gammaln(k)
+        - special.gammaln(y + 1)
+        + k * np.log(k / (k + mu))
+        + y * np.log(mu / (k + mu))
+    )
+
+
+def nb_pmf_table(mu: np.ndarray, k: np.ndarray | float, max_count: int) -> np.ndarray:
+    """Posterior-averaged NB2 pmf of every unit at counts ``0 .. max_count``.
+
+    Parameters
+    ----------
+    mu
+        Means, shape ``(chain, draw, unit)``.
+    k
+        Size (broadcasting against ``mu``, e.g. ``(chain, draw, 1)``).
+    max_count
+        Largest count tabulated; the last column holds ``P(y >= max_count)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(unit, max_count + 1)``, rows summing to 1.
+    """
+    from scipy import stats
+
+    k = np.broadcast_to(k, mu.shape)
+    p = k / (k + mu)
+    counts = np.arange(max_count)
+    out = np.empty((mu.shape[-1], max_count + 1))
+    for c in counts:
+        out[:, c] = stats.nbinom.pmf(c, k, p).mean(axis=(0, 1))
+    out[:, max_count] = stats.nbinom.sf(max_count - 1, k, p).mean(axis=(0, 1))
+    return out

@@ -43,19 +43,21 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData
+from crampstats.engine import BayesModel, PreparedData, thin_draws
 from crampstats.models._common import (
+    COMMON_MODEL_CONFIG,
     CovariateDesign,
     ModelDataError,
     arm_coding,
+    arm_effect,
     as_float,
     baseline_covariate,
     check_counts,
     drop_zero_exposure,
+    nb_pmf_table,
     require_columns,
     subject_keys,
 )
-from crampstats.models.nb_totals import LOG_RATE_PRIOR_MU, _arm_effect
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -82,18 +84,8 @@ class FrailtyWeekly(BayesModel):
 
     name: ClassVar[str] = "frailty_weekly"
     default_model_config: ClassVar[dict[str, Any]] = {
-        "control_arm": "placebo",
-        "arms": None,
-        "covariates": [],
-        "missing_baseline": "error",
-        "period": "treatment",
+        **COMMON_MODEL_CONFIG,
         "trend": True,
-        "prior_alpha_mu": LOG_RATE_PRIOR_MU,
-        "prior_alpha_sd": 1.0,
-        "prior_log_rr_sd": 1.0,
-        "prior_b_mu": 0.0,
-        "prior_b_sd": 1.0,
-        "prior_beta_sd": 1.0,
         "prior_trend_sd": 0.1,
         "prior_phi_mu": float(np.log(3.0)),  # calibration.md: overdispersion k = 3
         "prior_phi_sd": 1.0,
@@ -258,10 +250,7 @@ class FrailtyWeekly(BayesModel):
         """Negative multinomial log-likelihood of each subject's weekly counts, per draw."""
         d, rows, sd = prepared.data, prepared.extra, prepared.subject_data
         post = idata["posterior"]
-        eta = self._subject_eta(idata, sd) + _arm_effect(post["log_rr"], d["arm_idx"], sd)
-        eta_np = eta.values  # (chain, draw, subject)
-        trend = post["trend"].values[..., None] if "trend" in post else 0.0
-        log_mu = rows["log_exposure"] + eta_np[..., rows["subject_idx"]] + trend * rows["t"]
+        log_mu = _rows_log_mu(self, idata, prepared)
         n_sub = len(d["y_subject"])
         # segment sums over the row axis, chain by chain to bound memory
         idx = rows["subject_idx"]
@@ -283,6 +272,26 @@ class FrailtyWeekly(BayesModel):
             coords={"chain": post["chain"], "draw": post["draw"], "subject": sd["subject"]},
             name="y",
         )
+
+    def predictive_pmf(
+        self, idata: xr.DataTree, prepared: PreparedData, max_count: int, n_draws: int = 200
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Weekly counts and their predictive pmf: marginally NB(mu_ij, phi) under the frailty."""
+        post = thin_draws(idata["posterior"].to_dataset(), n_draws)
+        thinned = xr.DataTree(post)
+        thinned["constant_data"] = idata["constant_data"]
+        mu = np.exp(_rows_log_mu(self, thinned, prepared))
+        pmf = nb_pmf_table(mu, post["phi"].values[..., None], max_count)
+        return prepared.extra["y"], pmf
+
+
+def _rows_log_mu(model: FrailtyWeekly, idata: xr.DataTree, prepared: PreparedData) -> np.ndarray:
+    """Log mean of every weekly row given the frailty is 1, per draw: ``(chain, draw, row)``."""
+    d, rows, sd = prepared.data, prepared.extra, prepared.subject_data
+    post = idata["posterior"]
+    eta = model._subject_eta(idata, sd) + arm_effect(post["log_rr"], d["arm_idx"], sd)
+    trend = post["trend"].values[..., None] if "trend" in post else 0.0
+    return rows["log_exposure"] + eta.values[..., rows["subject_idx"]] + trend * rows["t"]
 
 
 def _segment_sum(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:

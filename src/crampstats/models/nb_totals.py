@@ -39,22 +39,24 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData
+from crampstats.engine import BayesModel, PreparedData, thin_draws
 from crampstats.models._common import (
+    COMMON_MODEL_CONFIG,
     CovariateDesign,
     arm_coding,
+    arm_effect,
     as_float,
     baseline_covariate,
     check_counts,
     drop_zero_exposure,
+    nb_logpmf,
+    nb_pmf_table,
     require_columns,
     subject_keys,
 )
 
 if TYPE_CHECKING:
     import pymc as pm
-
-LOG_RATE_PRIOR_MU = float(np.log(0.9))  # calibration.md: baseline rate NLC, 0.9/day default
 
 REQUIRED = ("subject_id", "arm", "count", "exposure_days", "log_baseline_rate")
 
@@ -87,17 +89,7 @@ class NBTotals(BayesModel):
 
     name: ClassVar[str] = "nb_totals"
     default_model_config: ClassVar[dict[str, Any]] = {
-        "control_arm": "placebo",
-        "arms": None,
-        "covariates": [],
-        "missing_baseline": "error",
-        "period": "treatment",
-        "prior_alpha_mu": LOG_RATE_PRIOR_MU,
-        "prior_alpha_sd": 1.0,
-        "prior_log_rr_sd": 1.0,
-        "prior_b_mu": 0.0,
-        "prior_b_sd": 1.0,
-        "prior_beta_sd": 1.0,
+        **COMMON_MODEL_CONFIG,
         "prior_k_mu": float(np.log(3.0)),  # calibration.md: overdispersion k = 3
         "prior_k_sd": 1.0,
     }
@@ -203,38 +195,23 @@ class NBTotals(BayesModel):
         """NB log-probability of each subject's total, per draw (dims chain, draw, subject)."""
         sd = prepared.subject_data
         post = idata["posterior"]
-        arm_effect = _arm_effect(post["log_rr"], prepared.data["arm_idx"], sd)
-        log_mu = self._linear_predictor(idata, sd) + arm_effect + np.log(sd["exposure_days"])
+        effect = arm_effect(post["log_rr"], prepared.data["arm_idx"], sd)
+        log_mu = self._linear_predictor(idata, sd) + effect + np.log(sd["exposure_days"])
         loglik = nb_logpmf(sd["count"], np.exp(log_mu), post["k"])
         return loglik.transpose("chain", "draw", "subject").rename("y")
 
-
-def _arm_effect(
-    log_rr: xr.DataArray, arm_idx: np.ndarray, subject_data: xr.Dataset
-) -> xr.DataArray:
-    """Per-subject arm log rate ratio (0 for control) from the posterior ``log_rr``."""
-    values = log_rr.transpose("chain", "draw", "arm").values
-    full = np.concatenate([np.zeros((*values.shape[:2], 1)), values], axis=-1)
-    return xr.DataArray(
-        full[..., arm_idx],
-        dims=("chain", "draw", "subject"),
-        coords={
-            "chain": log_rr["chain"],
-            "draw": log_rr["draw"],
-            "subject": subject_data["subject"],
-        },
-    )
-
-
-def nb_logpmf(y: Any, mu: Any, k: Any) -> Any:
-    """Negative binomial (NB2) log pmf with mean ``mu`` and size ``k`` (broadcasting)."""
-    return (
-        special.gammaln(y + k)
-        - special.gammaln(k)
-        - special.gammaln(y + 1)
-        + k * np.log(k / (k + mu))
-        + y * np.log(mu / (k + mu))
-    )
+    def predictive_pmf(
+        self, idata: xr.DataTree, prepared: PreparedData, max_count: int, n_draws: int = 200
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each subject's treatment total and its posterior predictive NB pmf (0..max_count)."""
+        sd = prepared.subject_data
+        post = thin_draws(idata["posterior"].to_dataset(), n_draws)
+        thinned = xr.DataTree(post)
+        thinned["constant_data"] = idata["constant_data"]
+        effect = arm_effect(post["log_rr"], prepared.data["arm_idx"], sd)
+        log_mu = self._linear_predictor(thinned, sd) + effect + np.log(sd["exposure_days"])
+        pmf = nb_pmf_table(np.exp(log_mu.values), post["k"].values[..., None], max_count)
+        return prepared.data["y"], pmf
 
 
 def nb_glm_twin(
