@@ -58,6 +58,30 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from crampstats.analyze import DataRefused, analyze
+
+    def echo(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        outcome = analyze(
+            args.data_dir, args.out, args.config, echo=echo, progress=sys.stderr.isatty()
+        )
+    except DataRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_REFUSED
+    if outcome.failed:
+        print(
+            f"crampstats analyze: {len(outcome.failed)} fit(s) failed the diagnostics gate "
+            f"({', '.join(outcome.failed)}); they are marked failed in every table",
+            file=sys.stderr,
+        )
+        if args.strict:
+            return EXIT_REFUSED
+    return EXIT_OK
+
+
 def _seed(text: str) -> int:
     """Parse a seed: a non-negative integer, as ``numpy.random.SeedSequence`` requires."""
     try:
@@ -92,6 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("validated_dir", type=Path, help="output folder of `crampstats validate --out`")
     p.add_argument("--out", type=Path, required=True, help="folder for the derived datasets")
     p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser(
+        "analyze", help="validate, derive and fit the cramp-frequency models of a trial folder"
+    )
+    p.add_argument("data_dir", type=Path, help="folder with subjects, diary, emg, adverse_events")
+    p.add_argument(
+        "--config", type=Path,
+        help="trial config, or the main config listing trials (default: built-in defaults)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--strict", action="store_true",
+        help="exit 1 when any fit fails the diagnostics gate (outputs are still written)",
+    )
+    p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("simulate", help="simulate a trial dataset from a design file")
     p.add_argument("--design", type=Path, required=True, help="design YAML")

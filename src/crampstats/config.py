@@ -125,7 +125,12 @@ def load_trial_config(path: str | Path | None = None, data_dir: str | Path | Non
     merged: dict[str, Any] = {}
     if entry.get("columns"):
         merged = read_yaml(entry["columns"])
-    merged.update({k: v for k, v in entry.items() if k not in ("data", "columns")})
+    # main-config settings that apply to every trial; a trial's own entry wins
+    if "seed" in raw:
+        merged["seed"] = raw["seed"]
+    if isinstance(raw.get("analysis"), dict):
+        merged["analysis"] = _deep_merge(raw["analysis"], entry.get("analysis") or {})
+    merged.update({k: v for k, v in entry.items() if k not in ("data", "columns", "analysis")})
     return check(merged, "trial", f"{path} (trial {merged.get('trial_id', '?')})")
 
 
@@ -141,3 +146,14 @@ def _trial_entry(trials: Any, path: Path, data_dir: str | Path | None) -> dict[s
             return {"trial_id": str(name), **entry}
     known = ", ".join(f"{n} ({e.get('data')})" for n, e in trials.items() if isinstance(e, dict))
     raise ConfigError(f"{path}: key trials: no trial has data folder {data_dir}; known: {known}")
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``over``, merging nested mappings key by key."""
+    out = _copy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = _copy(value)
+    return out

@@ -59,6 +59,7 @@ __all__ = [
     "pytensor_compiledir_env",
     "save_fit",
     "thin_draws",
+    "thinned_fit",
 ]
 
 #: Packages whose versions enter a model's id (a new version may change the posterior).
@@ -389,6 +390,7 @@ class BayesModel(ABC):
         tune: int | None = None,
         *,
         log_likelihood: bool = False,
+        progress: bool = False,
     ) -> xr.DataTree:
         """Sample the posterior for ``data`` with the (cached) compiled model.
 
@@ -402,6 +404,8 @@ class BayesModel(ABC):
             Override :attr:`sampler_config`. ``cores`` is always passed to nutpie.
         log_likelihood
             Add a ``log_likelihood`` group (one value per subject and draw) for LOO.
+        progress
+            Show nutpie's progress bar (sampling progress per chain).
 
         Returns
         -------
@@ -426,7 +430,7 @@ class BayesModel(ABC):
             seed=int(seed),
             target_accept=float(cfg["target_accept"]),
             save_warmup=False,
-            progress_bar=False,
+            progress_bar=progress,
         )
         idata = _drop_object_stats(idata)
         idata["constant_data"] = xr.DataTree(prepared.subject_data)
@@ -465,6 +469,14 @@ def thin_draws(posterior: xr.Dataset, n_draws: int) -> xr.Dataset:
     per_chain = max(1, min(n_draw, -(-n_draws // n_chain)))
     idx = np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
     return posterior.isel(draw=idx)
+
+
+def thinned_fit(idata: xr.DataTree, n_draws: int) -> xr.DataTree:
+    """Return a fit with only ``posterior`` (thinned, :func:`thin_draws`) and ``constant_data``."""
+    groups = {"posterior": thin_draws(idata["posterior"].to_dataset(), n_draws)}
+    if "constant_data" in idata.children:
+        groups["constant_data"] = idata["constant_data"].to_dataset()
+    return xr.DataTree.from_dict(groups)
 
 
 def _available_cpus() -> int:

@@ -7,7 +7,10 @@ built), so a process can still choose its PyTensor compile directory
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import pandas as pd
 
 from crampstats.engine import BayesModel
 from crampstats.models._common import ModelDataError
@@ -18,6 +21,31 @@ from crampstats.models.nb_totals import NBTotals, nb_glm_twin
 MODELS: dict[str, type[BayesModel]] = {
     NBTotals.name: NBTotals,
     FrailtyWeekly.name: FrailtyWeekly,
+}
+
+
+def _config_kwargs(model: BayesModel, *keys: str) -> dict[str, Any]:
+    return {key: model.model_config[key] for key in keys}
+
+
+def _nb_totals_twin(frame: pd.DataFrame, model: BayesModel) -> pd.DataFrame:
+    keys = ("control_arm", "arms", "covariates", "period", "missing_baseline")
+    return nb_glm_twin(frame, **_config_kwargs(model, *keys))
+
+
+def _frailty_weekly_twin(frame: pd.DataFrame, model: BayesModel) -> pd.DataFrame:
+    keys = ("control_arm", "arms", "covariates", "trend", "period", "missing_baseline")
+    return gee_twin(frame, **_config_kwargs(model, *keys))
+
+
+_nb_totals_twin.twin_name = "statsmodels NB2 GLM"  # type: ignore[attr-defined]
+_frailty_weekly_twin.twin_name = "statsmodels NB GEE, exchangeable"  # type: ignore[attr-defined]
+
+#: Catalogue id -> frequentist twin ``f(frame, model) -> DataFrame(arm, log_rr, se, ...)``
+#: fitted to the same rows and terms as the model (its config supplies arms, covariates, ...).
+TWINS: dict[str, Callable[[pd.DataFrame, BayesModel], pd.DataFrame]] = {
+    NBTotals.name: _nb_totals_twin,
+    FrailtyWeekly.name: _frailty_weekly_twin,
 }
 
 
@@ -54,6 +82,7 @@ def get_model(
 
 __all__ = [
     "MODELS",
+    "TWINS",
     "FrailtyWeekly",
     "ModelDataError",
     "NBTotals",

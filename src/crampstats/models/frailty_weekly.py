@@ -43,7 +43,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thin_draws
+from crampstats.engine import BayesModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
@@ -277,9 +277,8 @@ class FrailtyWeekly(BayesModel):
         self, idata: xr.DataTree, prepared: PreparedData, max_count: int, n_draws: int = 200
     ) -> tuple[np.ndarray, np.ndarray]:
         """Weekly counts and their predictive pmf: marginally NB(mu_ij, phi) under the frailty."""
-        post = thin_draws(idata["posterior"].to_dataset(), n_draws)
-        thinned = xr.DataTree(post)
-        thinned["constant_data"] = idata["constant_data"]
+        thinned = thinned_fit(idata, n_draws)
+        post = thinned["posterior"]
         mu = np.exp(_rows_log_mu(self, thinned, prepared))
         pmf = nb_pmf_table(mu, post["phi"].values[..., None], max_count)
         return prepared.extra["y"], pmf
@@ -329,6 +328,7 @@ def gee_twin(
     covariates: list[str] | None = None,
     trend: bool = True,
     period: str = "treatment",
+    missing_baseline: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`FrailtyWeekly`: GEE, NB family, exchangeable correlation.
 
@@ -343,7 +343,7 @@ def gee_twin(
     ----------
     weekly
         Weekly rows, as for :class:`FrailtyWeekly`.
-    control_arm, arms, covariates, trend, period
+    control_arm, arms, covariates, trend, period, missing_baseline
         As in :attr:`FrailtyWeekly.default_model_config`.
 
     Returns
@@ -362,6 +362,7 @@ def gee_twin(
             "covariates": list(covariates or []),
             "trend": trend,
             "period": period,
+            "missing_baseline": missing_baseline,
         }
     )
     prepared = model.prepare(weekly)

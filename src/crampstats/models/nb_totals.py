@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thin_draws
+from crampstats.engine import BayesModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
@@ -205,9 +205,8 @@ class NBTotals(BayesModel):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each subject's treatment total and its posterior predictive NB pmf (0..max_count)."""
         sd = prepared.subject_data
-        post = thin_draws(idata["posterior"].to_dataset(), n_draws)
-        thinned = xr.DataTree(post)
-        thinned["constant_data"] = idata["constant_data"]
+        thinned = thinned_fit(idata, n_draws)
+        post = thinned["posterior"]
         effect = arm_effect(post["log_rr"], prepared.data["arm_idx"], sd)
         log_mu = self._linear_predictor(thinned, sd) + effect + np.log(sd["exposure_days"])
         pmf = nb_pmf_table(np.exp(log_mu.values), post["k"].values[..., None], max_count)
@@ -220,6 +219,7 @@ def nb_glm_twin(
     arms: list[str] | None = None,
     covariates: list[str] | None = None,
     period: str | None = "treatment",
+    missing_baseline: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`NBTotals`: NB2 maximum likelihood with statsmodels.
 
@@ -230,7 +230,7 @@ def nb_glm_twin(
     ----------
     periods
         One row per subject, as for :class:`NBTotals`.
-    control_arm, arms, covariates, period
+    control_arm, arms, covariates, period, missing_baseline
         As in :attr:`NBTotals.default_model_config`.
 
     Returns
@@ -247,6 +247,7 @@ def nb_glm_twin(
             "arms": arms,
             "covariates": list(covariates or []),
             "period": period,
+            "missing_baseline": missing_baseline,
         }
     )
     prepared = model.prepare(periods)
