@@ -58,7 +58,7 @@ def test_outputs_and_effects_columns(run):
     out = tmp / "a"
     tables = _tables(out)
     assert set(tables) == {
-        "effects", "frequentist", "diagnostics", "loo", "rankings", "patients", "ppc",
+        "effects", "frequentist", "diagnostics", "loo", "rankings", "patients", "ppc", "course",
     }  # fmt: skip
     effects = tables["effects"]
     assert list(effects.columns) == EFFECTS_COLUMNS
@@ -69,6 +69,8 @@ def test_outputs_and_effects_columns(run):
     assert (effects["comparator"] == "placebo").all()
     assert (effects["rr_lower"] < effects["rr_median"]).all()
     assert (effects["rr_median"] < effects["rr_upper"]).all()
+    assert (out / "validated" / "validation.json").is_file()
+    assert (out / "derived" / "weekly.parquet").is_file()
     for model in ("nb_totals", "frailty_weekly"):
         assert (out / "fits" / f"cramp_frequency__{model}.nc").is_file()
     provenance = json.loads((out / "provenance.json").read_text())
@@ -179,3 +181,19 @@ def test_bad_analysis_config_names_the_key(tmp_path, capsys, analysis, key):
     assert code in (1, 2)
     assert key in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_course_over_time_follows_the_observed_weekly_rates(run):
+    course = _tables(run[0] / "a")["course"]
+    treated = course[course["period"] == "treatment"]
+    observed = treated[treated["model"] == "observed"].groupby("arm")["per_week"].mean()
+    for model in ("nb_totals", "frailty_weekly"):
+        fitted = treated[treated["model"] == model]
+        assert sorted(fitted["week"].unique()) == list(range(1, 9))
+        assert (fitted["lower"] <= fitted["per_week"]).all()
+        assert (fitted["per_week"] <= fitted["upper"]).all()
+        mean = fitted.groupby("arm")["per_week"].mean()
+        # standardised predictions and raw arm means differ only by covariate imbalance
+        np.testing.assert_allclose(mean[observed.index], observed, rtol=0.2)
+    flat = treated[treated["model"] == "nb_totals"].groupby("arm")["per_week"].nunique()
+    assert (flat == 1).all()  # no trend term: a flat line

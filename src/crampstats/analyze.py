@@ -6,8 +6,9 @@ so an interrupted or refused run leaves the previous output (or nothing), never 
 
 Output layout (``DIR``)::
 
-    tables/{effects,frequentist,diagnostics,loo,rankings,patients,ppc}.csv
+    tables/{effects,frequentist,diagnostics,loo,rankings,patients,ppc,course}.csv
     fits/cramp_frequency__<model>.nc
+    validated/                  the accepted tables and validation.json (warnings, counts)
     derived/*.parquet           the analysis datasets the models read
     provenance.json             input hashes, resolved config, versions, commit, seeds, run time
 """
@@ -134,7 +135,7 @@ def analyze(
         echo(f"[{i}/{len(plan)}] {name} sampled in {time.perf_counter() - tic:.1f} s")
 
     echo("summarising: effects, twins, diagnostics, LOO, rankings, rootograms")
-    tables = compare.result_tables(records, trial_config)
+    tables = compare.result_tables(records, trial_config, derived["weekly"])
     diagnostics = tables["diagnostics"]
     failed = diagnostics.loc[diagnostics["status"] != "ok", "model"].tolist()
     for _, row in diagnostics.loc[diagnostics["status"] != "ok"].iterrows():
@@ -159,6 +160,8 @@ def analyze(
         (tmp / "fits").mkdir()
         for name, rec in records.items():
             save_fit(rec.idata, fit_path(tmp, name))
+        (tmp / "validated").mkdir()
+        validation.write_validated_into(result, tmp / "validated")
         (tmp / "derived").mkdir()
         for name, df in derived.items():
             write_parquet(df, tmp / "derived" / f"{name}.parquet")

@@ -43,6 +43,10 @@ PATIENTS_COLUMNS = [
     "trial_id", "endpoint", "model", "subject_id", "arm", "comparator", "effect_median",
     "effect_lower", "effect_upper", "p_own_benefit", "n_periods",
 ]  # fmt: skip
+COURSE_COLUMNS = [
+    "trial_id", "endpoint", "model", "arm", "period", "week", "per_week", "lower", "upper",
+    "n_subjects",
+]  # fmt: skip
 PPC_COLUMNS = [
     "trial_id", "endpoint", "model", "unit", "count", "label", "observed", "expected",
     "sqrt_observed", "sqrt_expected",
@@ -294,10 +298,87 @@ def ppc_rows(records: Mapping[str, FitRecord], config: Mapping[str, Any]) -> pd.
     return _concat(frames, PPC_COLUMNS)
 
 
+def course_rows(
+    records: Mapping[str, FitRecord], weekly: pd.DataFrame, config: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Cramps per week by arm and week: observed, and each model's fitted course (parallel designs).
+
+    Observed: ``7 * sum(count) / sum(exposure_days)`` over the arm's subjects with a diary that
+    week (run-in and treatment weeks). Fitted, per treatment week ``w`` and arm ``a``, standardised
+    over the trial's subjects like the absolute effects::
+
+        7 * mean_i exp(c_i + log_rr_a) * exp(g t_w) / mean_w' exp(g t_w')
+
+    with ``c_i`` the model's control log daily rate averaged over the treatment weeks and ``g``
+    its week trend (models without a trend give a flat line); median and equal-tailed interval
+    over draws.
+    """
+    s = _settings(config)
+    if weekly.empty or "arm" not in weekly.columns or weekly["arm"].isna().all():
+        return pd.DataFrame(columns=COURSE_COLUMNS)
+    frames = []
+    obs = weekly.assign(exposure=weekly["exposure_days"].astype(float))
+    obs = obs[obs["exposure"] > 0]
+    grouped = obs.groupby(["arm", "period", "week"], sort=True, observed=True)
+    observed = grouped.agg(
+        count=("count", "sum"), exposure=("exposure", "sum"), n_subjects=("subject_id", "nunique")
+    ).reset_index()
+    frames.append(
+        observed.assign(
+            trial_id=s["trial_id"],
+            endpoint=ENDPOINT,
+            model="observed",
+            per_week=7.0 * observed["count"].astype(float) / observed["exposure"],
+            lower=np.nan,
+            upper=np.nan,
+        )
+    )
+    weeks = np.sort(obs.loc[obs["period"] == "treatment", "week"].astype(float).unique())
+    lo, hi = (1 - s["level"]) / 2, (1 + s["level"]) / 2
+    for name, rec in records.items():
+        post = rec.idata["posterior"]
+        if "log_rr" not in post or "arm" not in post["log_rr"].dims:
+            continue
+        control = np.exp(rec.model.subject_log_rate(rec.idata)).mean("subject")
+        control = control.stack(sample=("chain", "draw")).values  # (sample,)
+        log_rr = post["log_rr"].stack(sample=("chain", "draw")).transpose("arm", "sample")
+        arms = [s["control"], *(str(a) for a in log_rr["arm"].values)]
+        effect = np.vstack([np.ones((1, control.size)), np.exp(log_rr.values)])  # (arm, sample)
+        if "trend" in post:
+            g = post["trend"].stack(sample=("chain", "draw")).values
+            t = weeks - weeks.mean()
+            shape = np.exp(np.outer(t, g))
+            shape = shape / shape.mean(axis=0, keepdims=True)  # (week, sample)
+        else:
+            shape = np.ones((len(weeks), control.size))
+        curve = 7.0 * effect[:, None, :] * control[None, None, :] * shape[None, :, :]
+        q = np.quantile(curve, [0.5, lo, hi], axis=-1)  # (3, arm, week)
+        for i, arm in enumerate(arms):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "trial_id": s["trial_id"],
+                        "endpoint": ENDPOINT,
+                        "model": name,
+                        "arm": arm,
+                        "period": "treatment",
+                        "week": weeks,
+                        "per_week": q[0, i],
+                        "lower": q[1, i],
+                        "upper": q[2, i],
+                        "n_subjects": rec.prepared.n_subjects,
+                    }
+                )
+            )
+    return _concat(frames, COURSE_COLUMNS)
+
+
 def result_tables(
-    records: Mapping[str, FitRecord], config: Mapping[str, Any]
+    records: Mapping[str, FitRecord],
+    config: Mapping[str, Any],
+    weekly: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """All tables of ``tables/``: effects, frequentist, diagnostics, loo, rankings, patients, ppc.
+    """Build every table of ``tables/`` (effects, twins, diagnostics, LOO, ranks, PPC, course).
 
     Parameters
     ----------
@@ -305,6 +386,8 @@ def result_tables(
         Model name -> :class:`FitRecord`, primary model first.
     config
         Resolved trial configuration (control arm, level, threshold, diagnostics limits).
+    weekly
+        The derived weekly table, for the course over time (omitted: empty ``course``).
 
     Returns
     -------
@@ -321,6 +404,7 @@ def result_tables(
         "rankings": rankings_rows(records, config),
         "patients": patients_rows(records, config),
         "ppc": ppc_rows(records, config),
+        "course": course_rows(records, weekly if weekly is not None else pd.DataFrame(), config),
     }
 
 

@@ -328,19 +328,29 @@ def write_validated(result: ValidationResult, out: str | Path) -> None:
     CrampstatsError
         If ``result`` was refused.
     """
-    from crampstats.outputs import atomic_dir, sha256_file, to_json, write_parquet
+    from crampstats.outputs import atomic_dir
 
     if not result.ok:
         raise CrampstatsError("refused data cannot be written; fix the problems listed first")
     with atomic_dir(out) as tmp:
-        outputs: dict[str, str] = {}
-        for name, frame in result.tables.items():
-            path = tmp / f"{name}.parquet"
-            write_parquet(frame, path)
-            outputs[name] = path.name
-        meta = _meta(result, outputs)
-        meta["table_sha256"] = {n: sha256_file(tmp / f) for n, f in outputs.items()}
-        (tmp / VALIDATION_JSON).write_text(to_json(meta), encoding="utf-8", newline="\n")
+        write_validated_into(result, tmp)
+
+
+def write_validated_into(result: ValidationResult, folder: Path) -> None:
+    """Write the tables and ``validation.json`` of :func:`write_validated` into an existing folder.
+
+    Not atomic by itself: callers write into a temporary folder (``atomic_dir``).
+    """
+    from crampstats.outputs import sha256_file, to_json, write_parquet
+
+    outputs: dict[str, str] = {}
+    for name, frame in result.tables.items():
+        path = folder / f"{name}.parquet"
+        write_parquet(frame, path)
+        outputs[name] = path.name
+    meta = _meta(result, outputs)
+    meta["table_sha256"] = {n: sha256_file(folder / f) for n, f in outputs.items()}
+    (folder / VALIDATION_JSON).write_text(to_json(meta), encoding="utf-8", newline="\n")
 
 
 def read_validated(path: str | Path) -> ValidatedTrial:
