@@ -28,7 +28,15 @@ from crampstats import compare, derive, validation
 from crampstats.config import load_trial_config
 from crampstats.engine import save_fit
 from crampstats.errors import CrampstatsError
-from crampstats.fit import ENDPOINT, fit_model, fit_path, make_model, model_frame, model_seed
+from crampstats.fit import (
+    ENDPOINT,
+    fit_model,
+    fit_path,
+    make_model,
+    model_frame,
+    model_seed,
+    trial_id_of,
+)
 from crampstats.fit import plan_models as _plan_models
 from crampstats.outputs import atomic_dir, provenance, to_json, write_parquet
 
@@ -62,14 +70,6 @@ class AnalysisOutcome:
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     """Write a table as CSV deterministically (10 significant digits, Unix line ends)."""
     df.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
-
-
-def trial_id_of(config: dict[str, Any], periods: pd.DataFrame, data_dir: Path) -> str:
-    """Trial id for the tables: config ``trial_id``, else the data's only one, else the folder."""
-    if config.get("trial_id"):
-        return str(config["trial_id"])
-    ids = periods["trial_id"].dropna().astype(str).unique() if "trial_id" in periods else []
-    return str(ids[0]) if len(ids) == 1 else Path(data_dir).resolve().name
 
 
 def analyze(
@@ -145,18 +145,12 @@ def analyze(
     record = provenance(
         {f"data/{k}": v for k, v in sorted(result.inputs.items())},
         trial_config,
-        endpoint=ENDPOINT,
-        models=plan,
-        seeds={"root": trial_config.get("seed"), **seeds},
-        failed_models=failed,
+        **_run_record(plan, seeds, trial_config, failed, seconds),
         validation_warnings=[w.message for w in result.warnings],
-        started_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-        run_seconds=round(seconds, 1),
     )
     with atomic_dir(out) as tmp:
         (tmp / "tables").mkdir()
-        for name, table in tables.items():
-            write_csv(table, tmp / "tables" / f"{name}.csv")
+        write_tables(tables, tmp / "tables")
         (tmp / "fits").mkdir()
         for name, rec in records.items():
             save_fit(rec.idata, fit_path(tmp, name))
@@ -168,3 +162,89 @@ def analyze(
         (tmp / "provenance.json").write_text(to_json(record), encoding="utf-8")
     echo(f"wrote {out} in {seconds:.1f} s")
     return AnalysisOutcome(out, tables, failed, seconds)
+
+
+def _run_record(
+    plan: list[str],
+    seeds: dict[str, int],
+    config: dict[str, Any],
+    failed: list[str],
+    seconds: float,
+) -> dict[str, Any]:
+    return {
+        "endpoint": ENDPOINT,
+        "models": plan,
+        "seeds": {"root": config.get("seed"), **seeds},
+        "failed_models": failed,
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_seconds": round(seconds, 1),
+    }
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Write every result table as ``<folder>/<name>.csv`` (folder must exist)."""
+    for name, table in tables.items():
+        write_csv(table, folder / f"{name}.csv")
+
+
+def summarize_fits(
+    derived_dir: str | Path,
+    fits: list[str | Path],
+    tables_out: str | Path,
+    provenance_out: str | Path,
+) -> AnalysisOutcome:
+    """Build the result tables from stored fits (the workflow's compare step).
+
+    Parameters
+    ----------
+    derived_dir
+        Output folder of ``crampstats derive``.
+    fits
+        Fit files ``<endpoint>__<model>.nc``; the first is the primary model. Each is checked
+        against the current model's id (:func:`crampstats.engine.load_fit`): a fit made by another
+        configuration or package version is refused, never silently reused.
+    tables_out
+        Folder for the CSV tables (replaced atomically).
+    provenance_out
+        ``provenance.json`` of the run: hashes of the derived datasets and fits, the data hashes
+        recorded at validation, config, versions, commit, seeds.
+
+    Returns
+    -------
+    AnalysisOutcome
+        Tables and failed models.
+    """
+    import json
+
+    from crampstats.engine import load_fit
+    from crampstats.fit import read_derived
+    from crampstats.outputs import atomic_write_text
+
+    started = time.perf_counter()
+    derived_dir = Path(derived_dir)
+    derived, config = read_derived(derived_dir)
+    records: dict[str, compare.FitRecord] = {}
+    seeds: dict[str, int] = {}
+    for path in map(Path, fits):
+        name = path.stem.split("__", 1)[-1]
+        model = make_model(name, config)
+        frame = model_frame(name, derived, config)
+        idata = load_fit(path, model)
+        seeds[name] = int(idata["posterior"].attrs["crampstats_seed"])
+        records[name] = compare.FitRecord(name, model, idata, frame, model.prepare(frame))
+    tables = compare.result_tables(records, config, derived.get("weekly"))
+    diagnostics = tables["diagnostics"]
+    failed = diagnostics.loc[diagnostics["status"] != "ok", "model"].tolist()
+    upstream = json.loads((derived_dir / "provenance.json").read_text(encoding="utf-8"))
+    inputs = {f"derived/{p.stem}": p for p in sorted(derived_dir.glob("*.parquet"))}
+    inputs.update({f"fits/{Path(p).name}": Path(p) for p in fits})
+    record = provenance(
+        inputs,
+        config,
+        **_run_record(list(records), seeds, config, failed, time.perf_counter() - started),
+        data_inputs=upstream.get("validation_inputs", {}),
+    )
+    with atomic_dir(tables_out) as tmp:
+        write_tables(tables, tmp)
+    atomic_write_text(provenance_out, to_json(record))
+    return AnalysisOutcome(Path(tables_out), tables, failed, time.perf_counter() - started)

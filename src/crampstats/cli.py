@@ -82,6 +82,39 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from crampstats.fit import fit_to_file
+
+    print(f"fitting {args.model} to {args.derived_dir}", flush=True)
+    fit_to_file(args.derived_dir, args.model, args.out, cores=args.cores)
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from crampstats.analyze import summarize_fits
+
+    outcome = summarize_fits(args.derived_dir, args.fits, args.out, args.provenance)
+    print(f"wrote {args.out} and {args.provenance}")
+    if outcome.failed:
+        print(
+            f"crampstats compare: fit(s) failed the diagnostics gate: {', '.join(outcome.failed)}",
+            file=sys.stderr,
+        )
+        if args.strict:
+            return EXIT_REFUSED
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from crampstats.report import write_report
+
+    out = args.out if args.out is not None else args.results_dir / "report.html"
+    write_report(args.results_dir, out)
+    print(f"report: {out.resolve()}")
+    return EXIT_OK
+
+
 def _seed(text: str) -> int:
     """Parse a seed: a non-negative integer, as ``numpy.random.SeedSequence`` requires."""
     try:
@@ -131,6 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when any fit fails the diagnostics gate (outputs are still written)",
     )
     p.set_defaults(func=_cmd_analyze)
+
+    from crampstats.fit import CATALOGUE
+
+    p = sub.add_parser("fit", help="fit one model to a derived folder (one workflow job)")
+    p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
+    p.add_argument("--model", required=True, choices=CATALOGUE, help="catalogue model id")
+    p.add_argument("--out", type=Path, required=True, help="fit file (.nc)")
+    p.add_argument("--cores", type=int, help="chains sampled in parallel")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("compare", help="result tables from stored fits (one workflow job)")
+    p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
+    p.add_argument("--fits", type=Path, nargs="+", required=True, help="fit files, primary first")
+    p.add_argument("--out", type=Path, required=True, help="folder for the CSV tables")
+    p.add_argument("--provenance", type=Path, required=True, help="provenance.json to write")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a fit failed the gate")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("report", help="write the self-contained HTML report of a results folder")
+    p.add_argument("results_dir", type=Path, help="output folder of analyze (or the workflow)")
+    p.add_argument("--out", type=Path, help="HTML file (default RESULTS_DIR/report.html)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("simulate", help="simulate a trial dataset from a design file")
     p.add_argument("--design", type=Path, required=True, help="design YAML")

@@ -156,6 +156,7 @@ def fit_model(
     derived: Mapping[str, pd.DataFrame],
     config: Mapping[str, Any],
     *,
+    cores: int | None = None,
     progress: bool = False,
 ) -> xr.DataTree:
     """Fit model ``name`` to a trial's derived data.
@@ -168,6 +169,9 @@ def fit_model(
         Derived datasets of the trial (``crampstats.derive.derive_all``).
     config
         Resolved trial configuration (seed, arms, analysis settings).
+    cores
+        Chains sampled in parallel (overrides ``analysis.sampler.cores``; the workflow passes
+        the job's threads).
     progress
         Show the sampler's progress bar (for a terminal).
 
@@ -180,7 +184,11 @@ def fit_model(
     model = make_model(name, config)
     frame = model_frame(name, derived, config)
     idata = model.fit(
-        frame, seed=model_seed(config.get("seed", 0), name), log_likelihood=True, progress=progress
+        frame,
+        seed=model_seed(config.get("seed", 0), name),
+        cores=cores,
+        log_likelihood=True,
+        progress=progress,
     )
     idata["posterior"].attrs.update(
         {
@@ -194,3 +202,65 @@ def fit_model(
 def fit_path(out: str | Path, name: str, endpoint: str = ENDPOINT) -> Path:
     """Path of a stored fit: ``<out>/fits/<endpoint>__<model>.nc``."""
     return Path(out) / "fits" / f"{endpoint}__{name}.nc"
+
+
+def trial_id_of(config: Mapping[str, Any], periods: pd.DataFrame, data_dir: str | Path) -> str:
+    """Trial id for the tables: config ``trial_id``, else the data's only one, else the folder."""
+    if config.get("trial_id"):
+        return str(config["trial_id"])
+    ids = periods["trial_id"].dropna().astype(str).unique() if "trial_id" in periods else []
+    return str(ids[0]) if len(ids) == 1 else Path(data_dir).resolve().name
+
+
+def read_derived(derived_dir: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Read a folder written by ``crampstats derive``: the datasets and the resolved config.
+
+    Returns
+    -------
+    derived : dict
+        Dataset name -> data frame.
+    config : dict
+        The trial configuration recorded at validation (``provenance.json``), with ``trial_id``.
+    """
+    import json
+
+    derived_dir = Path(derived_dir)
+    record = derived_dir / "provenance.json"
+    if not record.is_file():
+        raise CrampstatsError(f"{derived_dir}: not a derived folder (no provenance.json)")
+    derived = {p.stem: pd.read_parquet(p) for p in sorted(derived_dir.glob("*.parquet"))}
+    from crampstats.config import check
+
+    # defaults filled again: a folder derived by an older version may lack newer settings
+    config = check(json.loads(record.read_text(encoding="utf-8"))["config"], "trial", str(record))
+    config["trial_id"] = trial_id_of(config, derived["periods"], derived_dir.parent)
+    return derived, config
+
+
+def fit_to_file(
+    derived_dir: str | Path, name: str, out: str | Path, *, cores: int | None = None
+) -> Path:
+    """Fit model ``name`` to a derived folder and save the fit atomically (netCDF).
+
+    Parameters
+    ----------
+    derived_dir
+        Output folder of ``crampstats derive``.
+    name
+        Catalogue id.
+    out
+        Target ``.nc`` file.
+    cores
+        Chains in parallel (see :func:`fit_model`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    from crampstats.engine import save_fit
+
+    derived, config = read_derived(derived_dir)
+    idata = fit_model(name, derived, config, cores=cores)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return save_fit(idata, out)
