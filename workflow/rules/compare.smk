@@ -1,0 +1,21 @@
+rule compare:
+    input:
+        derived=f"{RESULTS}/{{trial}}/derived",
+        fits=fit_files,
+    output:
+        tables=report(
+            directory(f"{RESULTS}/{{trial}}/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Tables",
+            subcategory="{trial}",
+            labels={"trial": "{trial}", "table": "{name}"},
+        ),
+        provenance=f"{RESULTS}/{{trial}}/provenance.json",
+    log:
+        "logs/{trial}/compare.log",
+    conda:
+        "../envs/crampstats.yaml"
+    shell:
+        "crampstats compare {input.derived} --fits {input.fits} "
+        "--out {output.tables} --provenance {output.provenance} > {log} 2>&1"
