@@ -116,3 +116,20 @@ def test_killed_run_resumes_with_identical_tables(clean_run, tmp_path):
     _snakemake(workdir, "-c", "2", "--rerun-incomplete")
     assert _tables(workdir) == _tables(clean_run)  # also: two clean runs, same seed, same bytes
     shutil.rmtree(workdir / "results", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_explore_results_notebook_runs_on_the_workflow_output(clean_run, monkeypatch):
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("CRAMPSTATS_RESULTS", str(clean_run / "results" / "example"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(ROOT / "notebooks" / "explore_results.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    )
+    client.execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.output_type == "display_data" for o in outputs)  # the plots were drawn
