@@ -625,7 +625,7 @@ def diagnose(
 
     reasons = []
     if not rhat_max <= limits["rhat_max"]:
-        reasons.append(f"R-hat {rhat_max:.3f} > {limits['rhat_max']}")
+        reasons.append(f"R-hat {rhat_max:.4f} > {limits['rhat_max']}")
     if not ess_bulk >= limits["ess_bulk_min"]:
         reasons.append(f"bulk ESS {ess_bulk:.0f} < {limits['ess_bulk_min']:.0f}")
     if not ess_tail >= limits["ess_tail_min"]:

@@ -1,0 +1,1067 @@
+"""Build the reviewer's report of one trial: a single self-contained, script-free HTML file.
+
+:func:`build_report` reads a results folder of ``crampstats analyze`` and returns the HTML;
+:func:`write_report` writes it atomically. The page holds no script, font, image or style sheet
+from elsewhere: CSS is inline, figures are inline SVG (text drawn as paths), and a
+Content-Security-Policy forbids the browser from loading anything. Every data-derived string
+goes through Jinja2's autoescaping. Identical inputs give byte-identical output: the only dates
+shown are those recorded in ``provenance.json``.
+
+Each section is built by one function returning the template's context for it, or ``None``
+when its data are absent, in which case the section is left out.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from markupsafe import Markup
+
+from crampstats.outputs import atomic_write_text
+from crampstats.report import figures, text
+from crampstats.report.load import Results, read_results
+from crampstats.report.text import integer, interval, num, prob
+
+#: Rows shown of a long table (the full table is in ``tables/``).
+MAX_ROWS = 200
+#: Validation warnings listed one by one.
+MAX_WARNINGS = 100
+
+Column = tuple[str, str, Callable[[Any], str]]
+
+
+def _text(x: Any) -> str:
+    return text.MISSING if text.is_missing(x) else str(x)
+
+
+def _n(digits: int) -> Callable[[Any], str]:
+    return lambda x: num(x, digits)
+
+
+def table(
+    df: pd.DataFrame,
+    columns: Sequence[Column],
+    *,
+    source: str | None = None,
+    max_rows: int = MAX_ROWS,
+    row_class: Callable[[Mapping[str, Any]], str] | None = None,
+) -> dict[str, Any]:
+    """Turn a data frame into rows of formatted strings for the table macro.
+
+    Parameters
+    ----------
+    df
+        The data.
+    columns
+        ``(column, header, formatter)`` triples; ``formatter`` turns a cell into text.
+    source
+        File holding the full table, named in the truncation note.
+    max_rows
+        Rows shown; the note says how many were left out.
+    row_class
+        Optional CSS class of each row (e.g. ``failed``).
+
+    Returns
+    -------
+    dict
+        ``headers``, ``rows`` (lists of ``cells`` and a ``cls``), ``numeric`` (right-aligned
+        columns) and ``note`` (``None`` unless truncated).
+    """
+    shown = df.head(max_rows)
+    rows = []
+    for record in shown.to_dict("records"):
+        rows.append(
+            {
+                "cells": [fmt(record.get(col)) for col, _, fmt in columns],
+                "cls": row_class(record) if row_class else "",
+            }
+        )
+    numeric = [
+        col in df.columns and pd.api.types.is_numeric_dtype(df[col]) and fmt is not _text
+        for col, _, fmt in columns
+    ]
+    note = None
+    if len(df) > max_rows:
+        where = f"; the full table is {source}" if source else ""
+        note = f"Showing the first {max_rows:,} of {len(df):,} rows{where}."
+    return {"headers": [h for _, h, _ in columns], "rows": rows, "numeric": numeric, "note": note}
+
+
+class _Context:
+    """Settings shared by the section builders (from the run's resolved config)."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+        self.config = results.config
+        analysis = self.config.get("analysis") or {}
+        self.analysis = analysis
+        self.level = float(analysis.get("level", 0.95))
+        self.threshold = float(analysis.get("threshold", 0.75))
+        self.control = str(self.config.get("control_arm", "placebo"))
+        self.design = str(self.config.get("design") or results.validation.get("design") or "")
+        self.within = self.design in ("crossover", "nof1")
+        self.models = results.models
+        self.primary = self.models[0] if self.models else None
+        self.trial_id = str(self.config.get("trial_id") or results.path.name)
+        self.tables = results.tables
+        self.level_text = text.percent_level(self.level)
+
+    def arm_order(self, present: Sequence[str]) -> list[str]:
+        """Arms in report order: control, then the configured order, then any others sorted."""
+        listed = [str(a) for a in self.config.get("arms") or []]
+        order = [self.control, *[a for a in listed if a != self.control]]
+        present = [str(a) for a in present]
+        known = [a for a in order if a in present]
+        return known + sorted(a for a in dict.fromkeys(present) if a not in known)
+
+    def model_rows(self, name: str, model: str | None) -> pd.DataFrame:
+        df = self.tables.get(name, pd.DataFrame())
+        if not len(df) or model is None:
+            return df.iloc[0:0]
+        return df[df["model"].astype(str) == model].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Summary and failed diagnostics
+# ---------------------------------------------------------------------------------------------
+def failed_diagnostics(ctx: _Context) -> list[dict[str, str]]:
+    """Fits whose status is not ``ok``, with the reasons (diagnostics.csv)."""
+    diag = ctx.tables["diagnostics"]
+    out = []
+    if len(diag):
+        for rec in diag[diag["status"].astype(str) != "ok"].to_dict("records"):
+            out.append(
+                {
+                    "model": _text(rec["model"]),
+                    "status": _text(rec["status"]),
+                    "reasons": _text(rec.get("reasons")),
+                }
+            )
+    listed = {f["model"] for f in out}
+    for model in ctx.results.provenance.get("failed_models") or []:
+        if str(model) not in listed:
+            out.append({"model": str(model), "status": "failed", "reasons": "see diagnostics"})
+    return out
+
+
+def summary_section(ctx: _Context) -> dict[str, Any] | None:
+    """Plain sentences of the primary result, one per active arm."""
+    effects = ctx.model_rows("effects", ctx.primary)
+    if not len(effects):
+        return None
+    sentences = []
+    for rec in effects.to_dict("records"):
+        sentences.append(
+            {
+                "arm": _text(rec["arm"]),
+                "text": text.summary_sentence(rec, ctx.control, ctx.level, ctx.threshold),
+                "failed": str(rec.get("status")) != "ok",
+            }
+        )
+    n = ctx.model_rows("diagnostics", ctx.primary)
+    n_subjects = integer(n["n_subjects"].iloc[0]) if len(n) else text.MISSING
+    return {
+        "primary": ctx.primary,
+        "role": text.MODEL_ROLE.get(str(ctx.primary), ""),
+        "n_subjects": n_subjects,
+        "sentences": sentences,
+        "threshold": f"{ctx.threshold:g}",
+        "threshold_phrase": text.threshold_phrase(ctx.threshold),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Trial and data
+# ---------------------------------------------------------------------------------------------
+def _subjects(ctx: _Context) -> pd.DataFrame:
+    """One row per subject: validated subjects, else the derived periods deduplicated."""
+    subjects = ctx.results.subjects
+    if len(subjects) and "subject_id" in subjects:
+        return subjects
+    periods = ctx.results.periods
+    if len(periods) and "subject_id" in periods:
+        return periods.drop_duplicates("subject_id").reset_index(drop=True)
+    return pd.DataFrame()
+
+
+def _group_column(ctx: _Context, frame: pd.DataFrame) -> str | None:
+    col = "sequence" if ctx.within else "arm"
+    return col if col in frame.columns else None
+
+
+def _groups(ctx: _Context, frame: pd.DataFrame, col: str) -> list[str]:
+    values = frame[col].astype("string").fillna("(missing)")
+    present = list(dict.fromkeys(values))
+    return ctx.arm_order(present) if col == "arm" else sorted(present)
+
+
+def trial_section(ctx: _Context) -> dict[str, Any] | None:
+    """CONSORT-style flow, diary completeness and compliance, validation warnings."""
+    subjects = _subjects(ctx)
+    counts = ctx.results.validation.get("counts") or {}
+    warnings = _warnings(ctx)
+    if not len(subjects) and not counts and not warnings:
+        return None
+    out: dict[str, Any] = {
+        "design": ctx.design or "not recorded",
+        "group_word": "sequence" if ctx.within else "arm",
+        "screened": counts.get("screened"),
+        "warnings": warnings[:MAX_WARNINGS],
+        "n_warnings": len(warnings),
+        "warning_kinds": _warning_kinds(warnings),
+        "flow": None,
+        "diary": _diary_counts(counts, ctx),
+        "compliance": None,
+    }
+    col = _group_column(ctx, subjects) if len(subjects) else None
+    if col is None:
+        return out
+    groups = _groups(ctx, subjects, col)
+    labels = subjects[col].astype("string").fillna("(missing)")
+    withdrawn = (
+        subjects["withdrawal_day"].notna()
+        if "withdrawal_day" in subjects
+        else pd.Series(False, index=subjects.index)
+    )
+    analysed = _analysed(ctx, subjects)
+    rows = []
+    for group in [*groups, None]:
+        mask = labels == group if group is not None else pd.Series(True, index=subjects.index)
+        n, w = int(mask.sum()), int((mask & withdrawn).sum())
+        day = (
+            subjects.loc[mask & withdrawn, "withdrawal_day"] if w else pd.Series([], dtype="Int64")
+        )
+        rows.append(
+            {
+                "group": group if group is not None else "All",
+                "randomised": n,
+                "withdrawn": w,
+                "withdrawal_day": num(day.astype("float64").median(), 0) if w else text.MISSING,
+                "completed": n - w,
+                "analysed": int((mask & analysed).sum()) if analysed is not None else None,
+            }
+        )
+    out["flow"] = {"rows": rows, "groups": rows[:-1], "total": rows[-1]}
+    out["compliance"] = _compliance(ctx, subjects, col, groups)
+    return out
+
+
+def _analysed(ctx: _Context, subjects: pd.DataFrame) -> pd.Series | None:
+    """Subjects in the primary analysis: at least one diarised treatment day (derived periods)."""
+    periods = ctx.results.periods
+    if not len(periods) or "exposure_days" not in periods:
+        return None
+    treated = periods
+    if not ctx.within and "period" in periods:
+        treated = periods[periods["period"].astype(str) == "treatment"]
+    ids = set(treated.loc[treated["exposure_days"] > 0, "subject_id"].astype(str))
+    return subjects["subject_id"].astype(str).isin(ids)
+
+
+def _diary_counts(counts: Mapping[str, Any], ctx: _Context) -> dict[str, Any] | None:
+    if "diary_records" not in counts:
+        return None
+    days = counts.get("diary_days_by_period") or {}
+    comp = counts.get("compliance") or {}
+    return {
+        "records": integer(counts.get("diary_records")),
+        "missing": integer(counts.get("diary_records_missing_count")),
+        "days": [
+            {"period": _period_name(k), "days": integer(days[k])}
+            for k in sorted(days, key=_period_key)
+        ],
+        "median": num(comp.get("median")),
+        "min": num(comp.get("min")),
+        "threshold": f"{float(ctx.config.get('compliance_threshold', 0.8)):g}",
+    }
+
+
+def _period_key(period: str) -> tuple[int, float, str]:
+    """Diary periods in study order: run-in, numbered or treatment periods, washout last."""
+    period = str(period)
+    if period == "run-in":
+        return (0, 0.0, period)
+    if period.isdigit():
+        return (1, float(period), period)
+    return (1 if period == "treatment" else 2, 0.0, period)
+
+
+def _period_name(period: str) -> str:
+    return f"period {period}" if str(period).isdigit() else str(period)
+
+
+def _compliance(
+    ctx: _Context, subjects: pd.DataFrame, col: str, groups: Sequence[str]
+) -> dict[str, Any] | None:
+    """Per-group diary compliance (contract definition: diarised / expected days)."""
+    diary = ctx.results.diary
+    if not len(diary) or not {"study_day", "days", "cramp_count"} <= set(diary.columns):
+        return None
+    from crampstats.contract import compliance
+
+    try:
+        comp = compliance(subjects, diary)
+    except (KeyError, ValueError, TypeError):  # an older or partial validated folder
+        return None
+    labels = subjects.set_index(subjects["subject_id"].astype(str))[col]
+    comp = comp.assign(group=labels.reindex(comp.index.astype(str)).astype("string").to_numpy())
+    comp["group"] = comp["group"].fillna("(missing)")
+    limit = float(ctx.config.get("compliance_threshold", 0.8))
+    rows = []
+    for group in [*groups, None]:
+        part = comp if group is None else comp[comp["group"] == group]
+        values = part["compliance"].astype(float)
+        rows.append(
+            [
+                group if group is not None else "All",
+                integer(len(values)),
+                num(values.median()),
+                num(values.quantile(0.25)) + " to " + num(values.quantile(0.75)),
+                num(values.min()),
+                integer((values < limit).sum()),
+            ]
+        )
+    headers = [
+        "Sequence" if ctx.within else "Arm",
+        "Subjects",
+        "Median",
+        "IQR",
+        "Minimum",
+        f"Below {limit:g}",
+    ]
+    return {
+        "headers": headers,
+        "rows": [{"cells": r, "cls": "total" if r[0] == "All" else ""} for r in rows],
+        "numeric": [False, True, True, True, True, True],
+        "note": None,
+    }
+
+
+def _warnings(ctx: _Context) -> list[dict[str, str]]:
+    listed = ctx.results.validation.get("warnings")
+    if listed is None:
+        listed = [
+            {"kind": "", "subject": None, "message": m}
+            for m in ctx.results.provenance.get("validation_warnings") or []
+        ]
+    out = []
+    for w in listed:
+        if isinstance(w, Mapping):
+            out.append(
+                {
+                    "kind": _text(w.get("kind") or ""),
+                    "subject": _text(w.get("subject")),
+                    "message": _text(w.get("message")),
+                }
+            )
+        else:
+            out.append({"kind": "", "subject": text.MISSING, "message": str(w)})
+    return out
+
+
+def _warning_kinds(warnings: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    kinds: dict[str, int] = {}
+    for w in warnings:
+        kinds[w["kind"] or "other"] = kinds.get(w["kind"] or "other", 0) + 1
+    return [{"kind": k, "n": integer(v)} for k, v in sorted(kinds.items())]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Baseline characteristics
+# ---------------------------------------------------------------------------------------------
+def _median_iqr(values: pd.Series, digits: int = 1) -> str:
+    values = values.dropna().astype(float)
+    if not len(values):
+        return text.MISSING
+    q = values.quantile([0.25, 0.5, 0.75]).to_numpy()
+    return f"{q[1]:.{digits}f} [{q[0]:.{digits}f} to {q[2]:.{digits}f}]"
+
+
+def _mean_sd(values: pd.Series, digits: int = 1) -> str:
+    values = values.dropna().astype(float)
+    if not len(values):
+        return text.MISSING
+    sd = values.std() if len(values) > 1 else float("nan")
+    return f"{values.mean():.{digits}f} ({num(sd, digits)})"
+
+
+def baseline_section(ctx: _Context) -> dict[str, Any] | None:
+    """Baseline characteristics by arm (parallel) or sequence (within-subject designs)."""
+    periods = ctx.results.periods
+    if not len(periods) or "subject_id" not in periods:
+        return None
+    subjects = periods.drop_duplicates("subject_id").reset_index(drop=True)
+    col = _group_column(ctx, subjects)
+    if col is None:
+        return None
+    groups = _groups(ctx, subjects, col)
+    labels = subjects[col].astype("string").fillna("(missing)")
+    parts = [subjects[labels == g] for g in groups] + [subjects]
+    headers = ["Characteristic", *groups, "All"]
+    rows: list[dict[str, Any]] = [
+        {"cells": ["Subjects, n", *[integer(len(p)) for p in parts]], "cls": ""}
+    ]
+    if {"runin_count", "runin_days"} <= set(subjects.columns):
+
+        def runin(p: pd.DataFrame) -> pd.Series:
+            days = p["runin_days"].astype(float)
+            return (7 * p["runin_count"].astype(float) / days.where(days > 0)).dropna()
+
+        rows.append(
+            {
+                "cells": [
+                    "Run-in cramps per week, median [IQR]",
+                    *[_median_iqr(runin(p)) for p in parts],
+                ],
+                "cls": "",
+            }
+        )
+        no_runin = [int((p["runin_days"].astype(float) <= 0).sum()) for p in parts]
+        if any(no_runin):
+            rows.append(
+                {"cells": ["No run-in diary, n", *[integer(v) for v in no_runin]], "cls": ""}
+            )
+    if "age" in subjects and subjects["age"].notna().any():
+        rows.append(
+            {"cells": ["Age (years), mean (SD)", *[_mean_sd(p["age"]) for p in parts]], "cls": ""}
+        )
+    for column, title in (
+        ("sex", "Sex"),
+        ("etiology", "Etiology"),
+        ("cramp_origin", "Cramp origin"),
+        ("stratum", "Stratum"),
+    ):
+        if column not in subjects or not subjects[column].notna().any():
+            continue
+        rows.append({"cells": [f"{title}, n (%)", *[""] * len(parts)], "cls": "group"})
+        values = subjects[column].astype("string").fillna("(missing)")
+        for level in sorted(dict.fromkeys(values)):
+            cells = []
+            for p in parts:
+                v = p[column].astype("string").fillna("(missing)")
+                k = int((v == level).sum())
+                cells.append(f"{k} ({100 * k / len(p):.0f} %)" if len(p) else text.MISSING)
+            rows.append({"cells": [f"  {level}", *cells], "cls": "level"})
+    return {
+        "table": {
+            "headers": headers,
+            "rows": rows,
+            "numeric": [False] + [True] * len(parts),
+            "note": None,
+        },
+        "group_word": "sequence" if ctx.within else "arm",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 4-5. Primary analysis and decision quantities
+# ---------------------------------------------------------------------------------------------
+def _failed_row(rec: Mapping[str, Any]) -> str:
+    return "failed" if str(rec.get("status", "ok")) not in ("ok", "<NA>", "nan") else ""
+
+
+def primary_section(ctx: _Context) -> dict[str, Any] | None:
+    """Forest plot and table of the primary model's rate ratios."""
+    effects = ctx.model_rows("effects", ctx.primary)
+    if not len(effects):
+        return None
+    rows = [
+        figures.ForestRow(str(r["arm"]), r["rr_median"], r["rr_lower"], r["rr_upper"])
+        for r in effects.to_dict("records")
+    ]
+    svg = figures.forest(
+        rows,
+        threshold=ctx.threshold,
+        fig_id="fig-forest",
+        title=f"Rate ratios versus {ctx.control}, {ctx.primary}, {ctx.level_text} intervals",
+    )
+    cols: list[Column] = [
+        ("arm", "Arm", _text),
+        ("comparator", "Versus", _text),
+        ("rr_median", "Rate ratio", _n(2)),
+        ("rr_lower", f"{ctx.level_text} CrI lower", _n(2)),
+        ("rr_upper", f"{ctx.level_text} CrI upper", _n(2)),
+        ("p_rr_below_1", "P(RR < 1)", prob),
+        ("p_rr_below_threshold", f"P(RR < {ctx.threshold:g})", prob),
+        ("status", "Fit", _text),
+    ]
+    return {
+        "figure": svg,
+        "table": table(effects, cols, row_class=_failed_row),
+        "primary": ctx.primary,
+        "threshold": f"{ctx.threshold:g}",
+    }
+
+
+def decisions_section(ctx: _Context) -> dict[str, Any] | None:
+    """Decision quantities per arm and ranking probabilities (primary model)."""
+    effects = ctx.model_rows("effects", ctx.primary)
+    ranks = ctx.model_rows("rankings", ctx.primary)
+    if not len(effects) and not len(ranks):
+        return None
+    out: dict[str, Any] = {"effects": None, "ranks": None, "primary": ctx.primary}
+    if len(effects):
+        df = effects.assign(
+            abs_interval=[
+                interval(lo, hi, 2)
+                for lo, hi in zip(
+                    effects["abs_diff_per_week_lower"],
+                    effects["abs_diff_per_week_upper"],
+                    strict=True,
+                )
+            ]
+        )
+        cols: list[Column] = [
+            ("arm", "Arm", _text),
+            ("p_rr_below_1", "P(any reduction)", prob),
+            ("p_rr_below_threshold", f"P({text.threshold_phrase(ctx.threshold)})", prob),
+            ("abs_diff_per_week_median", "Difference in cramps per week", _n(2)),
+            ("abs_interval", f"{ctx.level_text} CrI", _text),
+        ]
+        out["effects"] = table(df, cols, row_class=_failed_row)
+    if len(ranks):
+        ranks = ranks.sort_values(["mean_rank", "arm"]).reset_index(drop=True)
+        rank_cols = sorted(
+            (c for c in ranks.columns if c.startswith("p_rank_")),
+            key=lambda c: int(c.rsplit("_", 1)[1]),
+        )
+        cols = [
+            ("arm", "Arm", _text),
+            ("p_best", "P(best)", _n(2)),
+            ("mean_rank", "Mean rank", _n(2)),
+            ("sucra", "SUCRA", _n(2)),
+        ]
+        cols += [(c, f"P(rank {c.rsplit('_', 1)[1]})", _n(2)) for c in rank_cols]
+        out["ranks"] = table(ranks, cols)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Sensitivity analyses
+# ---------------------------------------------------------------------------------------------
+def sensitivity_section(ctx: _Context) -> dict[str, Any] | None:
+    """Every model's estimate and the frequentist twins beside the primary, arm by arm."""
+    effects, freq = ctx.tables["effects"], ctx.tables["frequentist"]
+    n_models = effects["model"].nunique() if len(effects) else 0
+    if n_models < 2 and not len(freq):
+        return None
+    arms = list(dict.fromkeys(effects["arm"].astype(str))) if len(effects) else []
+    arms += (
+        [a for a in dict.fromkeys(freq["arm"].astype(str)) if a not in arms] if len(freq) else []
+    )
+    model_order = {m: i for i, m in enumerate(ctx.models)}
+    rows, forest_rows = [], []
+    for arm in arms:
+        forest_rows.append(figures.ForestRow(arm, kind="header"))
+        bayes = effects[effects["arm"].astype(str) == arm] if len(effects) else None
+        if bayes is not None:
+            bayes = bayes.assign(order=bayes["model"].astype(str).map(model_order).fillna(99))
+        for rec in (
+            [] if bayes is None else bayes.sort_values(["order", "model"]).to_dict("records")
+        ):
+            primary = str(rec["model"]) == ctx.primary
+            kind = "primary" if primary else "bayes"
+            label = f"{rec['model']}{' (primary)' if primary else ''}"
+            forest_rows.append(
+                figures.ForestRow(label, rec["rr_median"], rec["rr_lower"], rec["rr_upper"], kind)
+            )
+            rows.append(
+                {
+                    "arm": arm,
+                    "estimate": label,
+                    "kind": "Bayesian",
+                    "rr": rec["rr_median"],
+                    "lower": rec["rr_lower"],
+                    "upper": rec["rr_upper"],
+                    "p1": rec["p_rr_below_1"],
+                    "note": "" if str(rec["status"]) == "ok" else f"fit {rec['status']}",
+                    "status": rec["status"],
+                }
+            )
+        if not len(freq):
+            continue
+        twins = freq[freq["arm"].astype(str) == arm]
+        twins = twins.assign(order=twins["model"].astype(str).map(model_order).fillna(99))
+        for rec in twins.sort_values(["order", "model"]).to_dict("records"):
+            label = f"{rec['twin']} (twin of {rec['model']})"
+            forest_rows.append(
+                figures.ForestRow(label, rec["rr"], rec["rr_lower"], rec["rr_upper"], "twin")
+            )
+            rows.append(
+                {
+                    "arm": arm,
+                    "estimate": label,
+                    "kind": "frequentist",
+                    "rr": rec["rr"],
+                    "lower": rec["rr_lower"],
+                    "upper": rec["rr_upper"],
+                    "p1": np.nan,
+                    "note": _text(rec.get("note")) if not text.is_missing(rec.get("note")) else "",
+                    "status": "ok",
+                }
+            )
+    df = pd.DataFrame(rows)
+    svg = figures.forest(
+        forest_rows,
+        threshold=ctx.threshold,
+        fig_id="fig-sensitivity",
+        title="Rate ratios of every model and frequentist twin, by arm",
+    )
+    cols: list[Column] = [
+        ("arm", "Arm", _text),
+        ("estimate", "Estimate", _text),
+        ("kind", "Kind", _text),
+        ("rr", "Rate ratio", _n(2)),
+        ("lower", f"{ctx.level_text} lower", _n(2)),
+        ("upper", f"{ctx.level_text} upper", _n(2)),
+        ("p1", "P(RR < 1)", prob),
+        ("note", "Note", _text),
+    ]
+    return {"figure": svg, "table": table(df, cols, row_class=_failed_row), "level": ctx.level_text}
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Course over time
+# ---------------------------------------------------------------------------------------------
+def course_section(ctx: _Context) -> dict[str, Any] | None:
+    """Observed weekly cramps per arm with the models' fitted courses."""
+    course = ctx.tables["course"]
+    if not len(course) or not {"arm", "week", "per_week", "model"} <= set(course.columns):
+        return None
+    arms = ctx.arm_order(list(dict.fromkeys(course["arm"].astype(str))))
+    svg = figures.course(
+        course,
+        arms,
+        str(ctx.primary),
+        fig_id="fig-course",
+        title="Cramps per week by arm and study week: observed and fitted",
+    )
+    fitted = [m for m in dict.fromkeys(course["model"].astype(str)) if m != "observed"]
+    return {"figure": svg, "fitted": fitted, "level": ctx.level_text, "primary": ctx.primary}
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Model checking
+# ---------------------------------------------------------------------------------------------
+def checking_section(ctx: _Context) -> dict[str, Any] | None:
+    """Diagnostics, rootograms, LOO comparison and the place of a prior sensitivity analysis."""
+    diag, ppc, loo = ctx.tables["diagnostics"], ctx.tables["ppc"], ctx.tables["loo"]
+    limits = ctx.analysis.get("diagnostics") or {}
+    out: dict[str, Any] = {
+        "diagnostics": None,
+        "reasons": [],
+        "rootograms": [],
+        "loo": None,
+        "limits": {k: f"{v:g}" for k, v in sorted(limits.items()) if isinstance(v, int | float)},
+        "prior_sensitivity": None,
+    }
+    if len(diag):
+        cols: list[Column] = [
+            ("model", "Model", _text),
+            ("status", "Status", _text),
+            ("rhat_max", "Max R-hat", _n(3)),
+            ("ess_bulk_min", "Min bulk ESS", integer),
+            ("ess_tail_min", "Min tail ESS", integer),
+            ("divergences", "Divergences", integer),
+            ("n_subjects", "Subjects", integer),
+            ("chains", "Chains", integer),
+            ("draws", "Draws", integer),
+            ("tune", "Tune", integer),
+        ]
+        out["diagnostics"] = table(diag, cols, row_class=_failed_row)
+        out["reasons"] = [
+            {"model": _text(r["model"]), "reasons": _text(r["reasons"])}
+            for r in diag.to_dict("records")
+            if not text.is_missing(r.get("reasons")) and str(r["reasons"]).strip()
+        ]
+    if len(ppc):
+        for i, model in enumerate(dict.fromkeys(ppc["model"].astype(str))):
+            part = ppc[ppc["model"].astype(str) == model]
+            unit = str(part["unit"].iloc[0]) if "unit" in part else "unit"
+            svg = figures.rootogram(
+                part,
+                model,
+                unit,
+                fig_id=f"fig-rootogram-{i + 1}",
+                title=f"Hanging rootogram of {model} ({unit})",
+            )
+            out["rootograms"].append({"model": model, "unit": unit, "figure": svg})
+    if len(loo):
+        cols = [
+            ("data", "Data", _text),
+            ("model", "Model", _text),
+            ("elpd_loo", "ELPD", _n(1)),
+            ("se", "SE", _n(1)),
+            ("p_loo", "p_loo", _n(1)),
+            ("elpd_diff", "ELPD diff.", _n(1)),
+            ("dse", "SE diff.", _n(1)),
+            ("weight", "Weight", _n(2)),
+            ("pareto_k_max", "Max k", _n(2)),
+            ("n_pareto_k_high", "k > 0.7", integer),
+            ("n_subjects", "Subjects", integer),
+        ]
+        out["loo"] = table(loo, cols)
+    prior_file = ctx.results.path / "tables" / "prior_sensitivity.csv"
+    if prior_file.is_file():
+        from crampstats.report.load import read_csv_table
+
+        prior = read_csv_table(prior_file)
+        out["prior_sensitivity"] = table(
+            prior, [(c, c, _text) for c in prior.columns], source="tables/prior_sensitivity.csv"
+        )
+    if not (len(diag) or len(ppc) or len(loo)):
+        return None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Crossover / N-of-1: per-patient effects
+# ---------------------------------------------------------------------------------------------
+def patients_section(ctx: _Context) -> dict[str, Any] | None:
+    """Per-patient effects with P(own benefit), table and plot per model and arm."""
+    pts = ctx.tables["patients"]
+    if not len(pts):
+        return None
+    bounds = pts[["effect_median", "effect_lower", "effect_upper"]].astype(float)
+    # effects are rate ratios when every bound is positive, else log rate ratios
+    ratio = bool((bounds.dropna() > 0).all().all())
+    figs = []
+    combos = pts[["model", "arm"]].astype(str).drop_duplicates().to_numpy().tolist()
+    for i, (model, arm) in enumerate(combos[:6]):
+        part = pts[(pts["model"].astype(str) == model) & (pts["arm"].astype(str) == arm)]
+        svg = figures.patients(
+            part,
+            ratio=ratio,
+            fig_id=f"fig-patients-{i + 1}",
+            title=f"Per-patient effects of {arm} ({model})",
+        )
+        figs.append({"model": model, "arm": arm, "figure": svg, "n": integer(len(part))})
+    benefit = pts["p_own_benefit"].astype(float)
+    cols: list[Column] = [("subject_id", "Subject", _text), ("arm", "Treatment", _text)]
+    # a column with one value in every row is named once in the text instead
+    common = {c: str(pts[c].iloc[0]) for c in ("comparator", "model") if pts[c].nunique() <= 1}
+    cols += [
+        (c, h, _text) for c, h in (("comparator", "Versus"), ("model", "Model")) if c not in common
+    ]
+    cols += [
+        ("effect_median", "Effect" if not ratio else "Rate ratio", _n(2)),
+        ("effect_lower", f"{ctx.level_text} lower", _n(2)),
+        ("effect_upper", f"{ctx.level_text} upper", _n(2)),
+        ("p_own_benefit", "P(own benefit)", prob),
+        ("n_periods", "Periods", integer),
+    ]
+    ordered = pts.sort_values(["model", "arm", "subject_id"]).reset_index(drop=True)
+    return {
+        "figures": figs,
+        "more_figures": max(0, len(combos) - 6),
+        "table": table(ordered, cols, source="tables/patients.csv"),
+        "ratio": ratio,
+        "common": common,
+        "n": integer(pts["subject_id"].nunique()),
+        "n_likely": integer((benefit > 0.9).sum()),
+        "n_unlikely": integer((benefit < 0.1).sum()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Placeholders: EMG, intensity and responders, safety
+# ---------------------------------------------------------------------------------------------
+def placeholder_sections(ctx: _Context) -> dict[str, Any]:
+    """Facts for the placeholder sections (what was received; nothing is analysed)."""
+    counts = ctx.results.validation.get("counts") or {}
+    return {
+        "emg_assessments": integer(counts["emg_assessments"])
+        if "emg_assessments" in counts
+        else None,
+        "emg_subjects": integer(counts["emg_subjects"]) if "emg_subjects" in counts else None,
+        "adverse_events": integer(counts["adverse_events"]) if "adverse_events" in counts else None,
+        "serious": integer(counts["serious_adverse_events"])
+        if "serious_adverse_events" in counts
+        else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Methods
+# ---------------------------------------------------------------------------------------------
+def _model_config(ctx: _Context, model: str) -> tuple[dict[str, Any], str]:
+    """Return the model config a fit used (stored with it), else config overrides on defaults."""
+    attrs = ctx.results.fit_attrs.get(model) or {}
+    if isinstance(attrs.get("model_config"), Mapping):
+        return dict(attrs["model_config"]), "recorded with the fit"
+    overrides = (ctx.analysis.get("model_config") or {}).get(model) or {}
+    try:
+        from crampstats.models import MODELS
+
+        defaults = dict(MODELS[model].default_model_config)
+    except KeyError:
+        defaults = {}
+    source = (
+        "model defaults with the configured overrides"
+        if defaults
+        else ("configured overrides only (model defaults not available in this installation)")
+    )
+    return {**defaults, **overrides}, source
+
+
+def _sampler(ctx: _Context, model: str) -> dict[str, Any]:
+    attrs = ctx.results.fit_attrs.get(model) or {}
+    if isinstance(attrs.get("sampler_config"), Mapping):
+        return dict(attrs["sampler_config"])
+    return dict(ctx.analysis.get("sampler") or {})
+
+
+def methods_section(ctx: _Context) -> dict[str, Any]:
+    """Methods in words, from the resolved config and the fits' recorded settings."""
+    versions = ctx.results.provenance.get("versions") or {}
+    arms = [str(a) for a in ctx.config.get("arms") or []]
+    freq = ctx.tables["frequentist"]
+    twins = {}
+    if len(freq):
+        for rec in freq.drop_duplicates("model").to_dict("records"):
+            twins[str(rec["model"])] = str(rec["twin"])
+    models = []
+    for i, model in enumerate(ctx.models):
+        config, source = _model_config(ctx, model)
+        models.append(
+            {
+                "id": model,
+                "role": "primary" if i == 0 else "sensitivity",
+                "what": text.MODEL_ROLE.get(model, ""),
+                "text": text.MODEL_TEXT.get(
+                    model, "No description of this model is available in this report version."
+                ),
+                "priors": text.prior_lines(config),
+                "settings": text.setting_lines(config),
+                "source": source,
+                "twin": twins.get(model),
+            }
+        )
+    sampler = _sampler(ctx, ctx.primary) if ctx.primary else dict(ctx.analysis.get("sampler") or {})
+    limits = {
+        **{"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "divergences_max": 0},
+        **(ctx.analysis.get("diagnostics") or {}),
+    }
+    diary = ctx.results.validation.get("counts") or {}
+    return {
+        "design": ctx.design or "not recorded",
+        "trial_id": ctx.trial_id,
+        "arms": arms,
+        "control": ctx.control,
+        "models": models,
+        "sampler": {k: _text(v) for k, v in sorted(sampler.items())},
+        "chains": _text(sampler.get("chains")),
+        "draws": _text(sampler.get("draws")),
+        "tune": _text(sampler.get("tune")),
+        "target_accept": _text(sampler.get("target_accept")),
+        "seed": _text(ctx.config.get("seed")),
+        "limits": {k: f"{float(v):g}" for k, v in limits.items()},
+        "level": ctx.level_text,
+        "threshold": f"{ctx.threshold:g}",
+        "threshold_phrase": text.threshold_phrase(ctx.threshold),
+        "covariates": [str(c) for c in ctx.analysis.get("covariates") or []],
+        "missing_baseline": _text(ctx.analysis.get("missing_baseline", "error")),
+        "compliance_threshold": f"{float(ctx.config.get('compliance_threshold', 0.8)):g}",
+        "twins": bool(ctx.analysis.get("twins", True)) and bool(twins),
+        "versions": {k: _text(v) for k, v in sorted(versions.items())},
+        "nutpie": _text(versions.get("nutpie")),
+        "pymc": _text(versions.get("pymc")),
+        "arviz": _text(versions.get("arviz")),
+        "statsmodels": _text(versions.get("statsmodels")),
+        "crampstats": _text(versions.get("crampstats")),
+        "has_diary_counts": bool(diary),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. Provenance
+# ---------------------------------------------------------------------------------------------
+def _report_versions() -> dict[str, str]:
+    out = {}
+    for name in ("crampstats", "matplotlib", "jinja2"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def provenance_section(ctx: _Context) -> dict[str, Any] | None:
+    """Input hashes, config, versions, commit, seeds and run time of the analysis."""
+    prov = ctx.results.provenance
+    if not prov:
+        return None
+    inputs = []
+    for label, entry in sorted((prov.get("inputs") or {}).items()):
+        entry = entry if isinstance(entry, Mapping) else {"sha256": entry}
+        inputs.append(
+            {
+                "label": str(label),
+                "path": _text(entry.get("path")),
+                "sha256": _text(entry.get("sha256")),
+            }
+        )
+    config_text = yaml.safe_dump(
+        prov.get("config") or {}, sort_keys=True, default_flow_style=False, allow_unicode=True
+    )
+    validated = ctx.results.validation.get("table_sha256") or {}
+    return {
+        "inputs": inputs,
+        "validated": [{"label": str(k), "sha256": str(v)} for k, v in sorted(validated.items())],
+        "git_commit": _text(prov.get("git_commit")),
+        "seeds": [
+            {"name": str(k), "seed": _text(v)} for k, v in sorted((prov.get("seeds") or {}).items())
+        ],
+        "started": _text(prov.get("started_utc")),
+        "run_seconds": _text(prov.get("run_seconds")),
+        "versions": [
+            {"name": str(k), "version": _text(v)}
+            for k, v in sorted((prov.get("versions") or {}).items())
+        ],
+        "report_versions": [{"name": k, "version": v} for k, v in _report_versions().items()],
+        "config": config_text,
+        "failed_models": [str(m) for m in prov.get("failed_models") or []],
+        "endpoint": _text(prov.get("endpoint")),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly
+# ---------------------------------------------------------------------------------------------
+@functools.cache
+def _environment():
+    """Return the Jinja2 environment (one per process, so templates compile once)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("crampstats.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def report_context(results: Results) -> dict[str, Any]:
+    """Everything the template shows, section by section (``None`` for an absent section).
+
+    Parameters
+    ----------
+    results
+        A results folder read by :func:`crampstats.report.load.read_results`.
+
+    Returns
+    -------
+    dict
+        Template context.
+    """
+    ctx = _Context(results)
+    sections = {
+        "summary": summary_section(ctx),
+        "trial": trial_section(ctx),
+        "baseline": baseline_section(ctx),
+        "primary": primary_section(ctx),
+        "decisions": decisions_section(ctx),
+        "sensitivity": sensitivity_section(ctx),
+        "course": course_section(ctx),
+        "checking": checking_section(ctx),
+        "patients": patients_section(ctx),
+        "methods": methods_section(ctx),
+        "provenance": provenance_section(ctx),
+    }
+    titles = [
+        ("summary", "Summary"),
+        ("trial", "Trial and data"),
+        ("baseline", "Baseline"),
+        ("primary", "Primary analysis"),
+        ("decisions", "Decision quantities"),
+        ("sensitivity", "Sensitivity analyses"),
+        ("course", "Course over time"),
+        ("checking", "Model checking"),
+        ("patients", "Per-patient effects"),
+        ("emg", "EMG endpoints"),
+        ("intensity", "Intensity and responders"),
+        ("safety", "Safety"),
+        ("methods", "Methods"),
+        ("provenance", "Provenance"),
+    ]
+    nav = [
+        {"id": key, "title": title}
+        for key, title in titles
+        if key in ("emg", "intensity", "safety") or sections.get(key) is not None
+    ]
+    css = files("crampstats.report").joinpath("templates/report.css").read_text("utf-8")
+    return {
+        **sections,
+        "nav": nav,
+        "css": Markup(css),  # packaged, trusted file
+        "failures": failed_diagnostics(ctx),
+        "placeholders": placeholder_sections(ctx),
+        "trial_id": ctx.trial_id,
+        "design": ctx.design or "not recorded",
+        "endpoint": str(results.provenance.get("endpoint") or "cramp_frequency"),
+        "started": _text(results.provenance.get("started_utc")),
+        "git_commit": _text(results.provenance.get("git_commit")),
+        "models": ctx.models,
+        "primary_model": ctx.primary,
+        "control": ctx.control,
+        "level": ctx.level_text,
+        "threshold": f"{ctx.threshold:g}",
+    }
+
+
+def build_report(results_dir: str | Path) -> str:
+    """Build the reviewer's HTML report of a results folder.
+
+    Pure: reads the folder written by ``crampstats analyze`` and returns the page; nothing is
+    written. The page is self-contained (inline CSS and SVG, no script, no external resource)
+    and identical for identical inputs.
+
+    Parameters
+    ----------
+    results_dir
+        Output folder of ``crampstats analyze`` (``tables/``, ``derived/``, ``validated/``,
+        ``fits/``, ``provenance.json``).
+
+    Returns
+    -------
+    str
+        The HTML document.
+
+    Raises
+    ------
+    crampstats.errors.CrampstatsError
+        If the folder is missing or is not a results folder.
+    """
+    results = read_results(results_dir)
+    template = _environment().get_template("report.html.j2")
+    return template.render(**report_context(results))
+
+
+def write_report(results_dir: str | Path, out_path: str | Path) -> Path:
+    """Build the report of ``results_dir`` and write it atomically to ``out_path``.
+
+    Parameters
+    ----------
+    results_dir
+        Output folder of ``crampstats analyze``.
+    out_path
+        The HTML file to write (replaced atomically; folders are created).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+    """
+    html = build_report(results_dir)
+    atomic_write_text(out_path, html)
+    return Path(out_path)
