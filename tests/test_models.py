@@ -349,38 +349,6 @@ def test_weekly_subject_level_columns_must_be_constant(recovery_trial):
         FrailtyWeekly().prepare(weekly)
 
 
-# ---------------------------------------------------------------------------------------------
-# Slow: frequentist calibration of the posterior intervals over replicate trials
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.slow
-@pytest.mark.parametrize("model_cls", [NBTotals, FrailtyWeekly])
-def test_interval_coverage_over_replicates(model_cls):
-    n_rep = 40
-    seeds = np.random.SeedSequence(99).spawn(n_rep)
-    model = model_cls()
-    z, covered = [], []
-    for i, ss in enumerate(seeds):
-        rng = np.random.default_rng(ss)
-        periods, weekly, truth = simulate_parallel_trial(
-            rng, RATE_RATIOS, 40, weeks=8, baseline="independent", trend=-0.02
-        )
-        data = periods if model_cls is NBTotals else weekly
-        post = model.fit(data, seed=i, cores=CORES, draws=500)["posterior"]["log_rr"]
-        for arm, value in truth["log_rr"].items():
-            draws = post.sel(arm=arm)
-            lo, hi = _interval(draws)
-            covered.append(lo < value < hi)
-            z.append((float(draws.mean()) - value) / float(draws.std()))
-    n = len(covered)
-    # 95 % intervals: the count of covered is Binomial(160, 0.95); accept its central 99.8 %
-    lo, hi = stats.binom.ppf([0.001, 0.999], n, 0.95)
-    assert lo <= sum(covered) <= hi, sum(covered)
-    # mean standardised error ~ N(0, 1/n) if unbiased (arms of one trial share a control,
-    # so this is slightly optimistic; 4 SE margin)
-    assert abs(np.mean(z)) < 4 / np.sqrt(n), np.mean(z)
-    assert 0.75 < np.std(z) < 1.3
-
-
 def test_decision_table_from_a_fit(nb_fit, recovery_trial):
     # End to end: model -> subject_log_rate -> standardised absolute effect.
     model = NBTotals()
