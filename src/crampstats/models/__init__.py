@@ -7,6 +7,7 @@ built), so a process can still choose its PyTensor compile directory
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -14,38 +15,47 @@ import pandas as pd
 
 from crampstats.engine import BayesModel
 from crampstats.models._common import ModelDataError
+from crampstats.models.crossover import Crossover, crossover_twin
 from crampstats.models.frailty_weekly import FrailtyWeekly, gee_twin
+from crampstats.models.multi_trial import MultiTrial, multi_trial_twin
+from crampstats.models.nb_glmm import NBGLMM, nb_glmm_twin
 from crampstats.models.nb_totals import NBTotals, nb_glm_twin
+from crampstats.models.zero_inflated import ZINB, Hurdle, hurdle_twin, zinb_twin
 
 #: Catalogue id -> model class.
 MODELS: dict[str, type[BayesModel]] = {
-    NBTotals.name: NBTotals,
-    FrailtyWeekly.name: FrailtyWeekly,
+    cls.name: cls for cls in (NBTotals, FrailtyWeekly, NBGLMM, ZINB, Hurdle, Crossover, MultiTrial)
 }
 
-
-def _config_kwargs(model: BayesModel, *keys: str) -> dict[str, Any]:
-    return {key: model.model_config[key] for key in keys}
+Twin = Callable[[pd.DataFrame, BayesModel], pd.DataFrame]
 
 
-def _nb_totals_twin(frame: pd.DataFrame, model: BayesModel) -> pd.DataFrame:
-    keys = ("control_arm", "arms", "covariates", "period", "missing_baseline")
-    return nb_glm_twin(frame, **_config_kwargs(model, *keys))
+def _twin(function: Callable[..., pd.DataFrame], label: str) -> Twin:
+    """Adapt a twin ``function(frame, **settings)`` to ``twin(frame, model)``.
+
+    The model's config supplies every setting the twin accepts (arms, covariates, trend, ...), so
+    the twin fits the same rows and terms as the Bayesian model it checks.
+    """
+    accepted = set(inspect.signature(function).parameters) - {"method"}
+
+    def twin(frame: pd.DataFrame, model: BayesModel) -> pd.DataFrame:
+        settings = {k: v for k, v in model.model_config.items() if k in accepted}
+        return function(frame, **settings)
+
+    twin.twin_name = label  # type: ignore[attr-defined]
+    twin.__name__ = function.__name__
+    return twin
 
 
-def _frailty_weekly_twin(frame: pd.DataFrame, model: BayesModel) -> pd.DataFrame:
-    keys = ("control_arm", "arms", "covariates", "trend", "period", "missing_baseline")
-    return gee_twin(frame, **_config_kwargs(model, *keys))
-
-
-_nb_totals_twin.twin_name = "statsmodels NB2 GLM"  # type: ignore[attr-defined]
-_frailty_weekly_twin.twin_name = "statsmodels NB GEE, exchangeable"  # type: ignore[attr-defined]
-
-#: Catalogue id -> frequentist twin ``f(frame, model) -> DataFrame(arm, log_rr, se, ...)``
-#: fitted to the same rows and terms as the model (its config supplies arms, covariates, ...).
-TWINS: dict[str, Callable[[pd.DataFrame, BayesModel], pd.DataFrame]] = {
-    NBTotals.name: _nb_totals_twin,
-    FrailtyWeekly.name: _frailty_weekly_twin,
+#: Catalogue id -> frequentist twin ``f(frame, model) -> DataFrame(arm, log_rr, se, ...)``.
+TWINS: dict[str, Twin] = {
+    "nb_totals": _twin(nb_glm_twin, "statsmodels NB2 GLM"),
+    "frailty_weekly": _twin(gee_twin, "statsmodels NB GEE, exchangeable"),
+    "nb_glmm": _twin(nb_glmm_twin, "statsmodels NB GLM, subject-clustered SE"),
+    "zinb": _twin(zinb_twin, "statsmodels ZINB (totals)"),
+    "hurdle": _twin(hurdle_twin, "statsmodels NB hurdle (totals)"),
+    "crossover": _twin(crossover_twin, "statsmodels NB GLM, subject fixed effects"),
+    "multi_trial": _twin(multi_trial_twin, "per-trial NB GLMs, DerSimonian-Laird pooling"),
 }
 
 
@@ -82,11 +92,21 @@ def get_model(
 
 __all__ = [
     "MODELS",
+    "NBGLMM",
     "TWINS",
+    "ZINB",
+    "Crossover",
     "FrailtyWeekly",
+    "Hurdle",
     "ModelDataError",
+    "MultiTrial",
     "NBTotals",
+    "crossover_twin",
     "gee_twin",
     "get_model",
+    "hurdle_twin",
+    "multi_trial_twin",
     "nb_glm_twin",
+    "nb_glmm_twin",
+    "zinb_twin",
 ]
