@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The main job on the bundled example trials: validate each against the data contract, then derive
-# its analysis datasets. Writes results/<trial>/{validated,derived}/ atomically; safe to rerun.
+# The main job: run the Snakemake workflow on the bundled example trials (config/config.yaml) with the
+# local profile (workflow/profiles/default: all cores). Validates, derives, fits, compares and writes one
+# self-contained report per trial under results/<trial>/. Safe to rerun: a finished run is a no-op.
+# Extra arguments go to snakemake (e.g. `-c 2`, `--dry-run`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cs=.venv/bin/crampstats
+export PATH="$PWD/.venv/bin:$PATH"
 
-for trial in example example_adam example_crossover example_nof1; do
-  echo "[run] $trial: validating data/$trial against the contract (config/config.yaml)"
-  "$cs" validate "data/$trial" --config config/config.yaml --out "results/$trial/validated"
-  echo "[run] $trial: deriving analysis datasets"
-  "$cs" derive "results/$trial/validated" --out "results/$trial/derived"
-done
-echo "[run] done: results are in results/example*/ (see results/README.md)"
+snakemake -s workflow/Snakefile --profile workflow/profiles/default "$@"
+
+echo "[run] reports:"
+python - <<'PY'
+from pathlib import Path
+
+import yaml
+
+for trial in yaml.safe_load(Path("config/config.yaml").read_text())["trials"]:
+    print(f"  {Path('results', trial, 'report.html').resolve()}")
+PY

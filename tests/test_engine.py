@@ -188,8 +188,8 @@ def test_id_depends_on_config_and_versions(monkeypatch):
 def test_config_keys_are_checked():
     with pytest.raises(ValueError, match="prior_rr_sd"):
         NBTotals({"prior_rr_sd": 1})
-    with pytest.raises(KeyError, match="nb_glmm"):
-        get_model("nb_glmm")
+    with pytest.raises(KeyError, match="no_such_model"):
+        get_model("no_such_model")
     assert isinstance(get_model("nb_totals", {"control_arm": "pbo"}), NBTotals)
 
 

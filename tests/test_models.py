@@ -364,3 +364,10 @@ def test_decision_table_from_a_fit(nb_fit, recovery_trial):
     )
     assert mex["difference_upper"] < 0 and mex["p_rr_lt_1"] > 0.99
     assert table["sucra"].idxmax() == "mexiletine"
+
+
+def test_frailty_weekly_without_trend_fits(recovery_trial):
+    # its week-time containers are unused by the density; the engine must not pass them to nutpie
+    idata = FrailtyWeekly({"trend": False}).fit(recovery_trial[1], seed=3, cores=CORES, draws=300)
+    assert "trend" not in idata["posterior"]
+    assert set(idata["posterior"]["log_rr"]["arm"].values) == set(recovery_trial[2]["log_rr"])

@@ -420,7 +420,12 @@ class BayesModel(ABC):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
         prepared = data if isinstance(data, PreparedData) else self.prepare(data)
         cfg = self.resolved_sampler_config(chains=chains, cores=cores, draws=draws, tune=tune)
-        compiled = self.compile(prepared).with_data(**self.data_kwargs(prepared))
+        compiled = self.compile(prepared)
+        # PyTensor drops data containers the density does not use (e.g. week times when the
+        # trend is off); nutpie then knows no such variable, and they carry nothing to sample.
+        used = {var.name for var in compiled.shared_var_keys}
+        kwargs = {k: v for k, v in self.data_kwargs(prepared).items() if k in used}
+        compiled = compiled.with_data(**kwargs)
         idata = nutpie.sample(
             compiled,
             draws=cfg["draws"],

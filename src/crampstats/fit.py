@@ -119,7 +119,9 @@ def make_model(name: str, config: Mapping[str, Any]) -> BayesModel:
     model_config["missing_baseline"] = analysis.get("missing_baseline", "error")
     model_config.update(analysis.get("model_config", {}).get(name, {}))
     try:
-        return get_model(name, model_config, analysis.get("sampler") or None)
+        # unset (null) sampler settings keep the model's own defaults
+        sampler = {k: v for k, v in (analysis.get("sampler") or {}).items() if v is not None}
+        return get_model(name, model_config, sampler or None)
     except (KeyError, ValueError) as exc:
         raise CrampstatsError(f"analysis.model_config.{name}: {exc}") from None
 
