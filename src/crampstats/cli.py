@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, required=True, help="root seed (non-negative integer)")
     p.add_argument("--out", type=Path, required=True, help="folder for the simulated trial")
     p.set_defaults(func=_cmd_simulate)
+
+    from crampstats.power.cli import add_power_parser
+
+    add_power_parser(sub)  # `power run ...` and `power summarize DIR`
     return parser
 
 

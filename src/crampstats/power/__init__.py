@@ -1,0 +1,63 @@
+"""Bayesian power, assurance and type I error of cramp-trial designs by simulation.
+
+One job per module: :mod:`~crampstats.power.config` (``config/power.yaml``, schema
+``schemas/power.schema.yaml``), :mod:`~crampstats.power.generate` (seeds, true effects, data),
+:mod:`~crampstats.power.run` (a shard of replicates fitted by full MCMC, decisions kept),
+:mod:`~crampstats.power.summary` (power table and curves), :mod:`~crampstats.power.closed_form`
+(Zhu and Lakkis 2014) and :mod:`~crampstats.power.cli` (``crampstats power ...``).
+
+Importing this package does not import PyMC or PyTensor (the compile directory can still be
+chosen), nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from crampstats.power.closed_form import zhu_lakkis_n, zhu_lakkis_power
+from crampstats.power.config import (
+    Effect,
+    PowerDesign,
+    check_power_config,
+    load_power_config,
+    resolve_design,
+    simulator_design,
+)
+from crampstats.power.generate import (
+    draw_effects,
+    mcmc_seed,
+    periods_from_tables,
+    replicate_seed,
+    simulate_periods,
+)
+from crampstats.power.run import (
+    decisions_path,
+    read_decisions,
+    run_shard,
+    shard_replicates,
+    terminal_progress,
+)
+from crampstats.power.summary import collect_decisions, power_figure, power_table, summarize
+
+__all__ = [
+    "Effect",
+    "PowerDesign",
+    "check_power_config",
+    "collect_decisions",
+    "decisions_path",
+    "draw_effects",
+    "load_power_config",
+    "mcmc_seed",
+    "periods_from_tables",
+    "power_figure",
+    "power_table",
+    "read_decisions",
+    "replicate_seed",
+    "resolve_design",
+    "run_shard",
+    "shard_replicates",
+    "simulate_periods",
+    "simulator_design",
+    "summarize",
+    "terminal_progress",
+    "zhu_lakkis_n",
+    "zhu_lakkis_power",
+]
