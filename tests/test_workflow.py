@@ -75,6 +75,17 @@ def test_wrong_config_stops_at_start_naming_the_key(tmp_path):
     assert "design" in proc.stdout + proc.stderr
 
 
+def test_dry_run_without_power_config(tmp_path):
+    # Trials but no config/power.yaml: the analysis is planned, power_all is absent.
+    workdir = _workdir(tmp_path)
+    proc = _snakemake(workdir, "-n")
+    assert "compare" in proc.stdout
+    assert "power_shard" not in proc.stdout
+    missing = _snakemake(workdir, "-n", "power_all", check=False)
+    assert missing.returncode != 0
+    assert "power_all" in missing.stdout + missing.stderr
+
+
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory):
     workdir = _workdir(tmp_path_factory.mktemp("wf-a"))
