@@ -17,7 +17,7 @@ import xarray as xr
 from scipy import stats
 
 from crampstats import decisions, ppc
-from crampstats.engine import BayesModel, PreparedData, diagnose
+from crampstats.engine import CountModel, PreparedData, diagnose
 from crampstats.fit import DATA_TABLE, ENDPOINT
 
 EFFECTS_COLUMNS = [
@@ -72,7 +72,7 @@ class FitRecord:
     ----------
     name : str
         Catalogue id.
-    model : BayesModel
+    model : CountModel
         The model object (same id as the fit's).
     idata : xarray.DataTree
         The fit (with ``log_likelihood``).
@@ -83,7 +83,7 @@ class FitRecord:
     """
 
     name: str
-    model: BayesModel
+    model: CountModel
     idata: xr.DataTree
     frame: pd.DataFrame
     prepared: PreparedData
@@ -196,7 +196,7 @@ def rankings_rows(records: Mapping[str, FitRecord], config: Mapping[str, Any]) -
     return pd.concat(frames, ignore_index=True)
 
 
-def _twin_function(name: str) -> Callable[[pd.DataFrame, BayesModel], pd.DataFrame] | None:
+def _twin_function(name: str) -> Callable[[pd.DataFrame, CountModel], pd.DataFrame] | None:
     from crampstats import models
 
     return models.TWINS.get(name)

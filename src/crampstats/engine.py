@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "BayesModel",
+    "CountModel",
     "PreparedData",
     "StaleFitError",
     "clear_compile_cache",
@@ -298,41 +299,6 @@ class BayesModel(ABC):
     def pointwise_log_likelihood(self, idata: xr.DataTree, prepared: PreparedData) -> xr.DataArray:
         """Log-likelihood per subject and draw, dims ``(chain, draw, subject)``."""
 
-    @abstractmethod
-    def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
-        """Log of the expected cramps per day of each subject had they received the control.
-
-        Computed from the fit's ``constant_data`` group; dims ``(chain, draw, subject)``.
-        """
-
-    @abstractmethod
-    def predictive_pmf(
-        self, idata: xr.DataTree, prepared: PreparedData, max_count: int, n_draws: int = 200
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Observed count of every modelled unit and its posterior predictive pmf.
-
-        Feeds the rootogram (:func:`crampstats.ppc.rootogram`). A unit is what the model's
-        likelihood counts: a subject's total, a subject-week, a subject-period.
-
-        Parameters
-        ----------
-        idata
-            The fit.
-        prepared
-            The data it was fitted to.
-        max_count
-            Largest count tabulated; the last column holds ``P(y >= max_count)``.
-        n_draws
-            Posterior draws averaged over (evenly thinned, :func:`thin_draws`).
-
-        Returns
-        -------
-        observed : numpy.ndarray
-            ``(n_units,)`` integer counts.
-        pmf : numpy.ndarray
-            ``(n_units, max_count + 1)``; each row sums to 1.
-        """
-
     # ---- building and data swapping ---------------------------------------------------------
     def build(self, data: pd.DataFrame | PreparedData) -> pm.Model:
         """Return a fresh ``pm.Model`` for ``data`` (data as ``pm.Data`` containers)."""
@@ -466,6 +432,49 @@ class BayesModel(ABC):
             f"{ATTR_PREFIX}constants": json.dumps(prepared.constants, sort_keys=True),
             f"{ATTR_PREFIX}n_subjects": prepared.n_subjects,
         }
+
+
+class CountModel(BayesModel):
+    """A :class:`BayesModel` of cramp counts: the frequency models of the catalogue.
+
+    Adds what the decision quantities and the rootogram need of a count model: each subject's
+    expected rate under control and the posterior predictive pmf of every modelled count.
+    """
+
+    @abstractmethod
+    def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
+        """Log of the expected cramps per day of each subject had they received the control.
+
+        Computed from the fit's ``constant_data`` group; dims ``(chain, draw, subject)``.
+        """
+
+    @abstractmethod
+    def predictive_pmf(
+        self, idata: xr.DataTree, prepared: PreparedData, max_count: int, n_draws: int = 200
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Observed count of every modelled unit and its posterior predictive pmf.
+
+        Feeds the rootogram (:func:`crampstats.ppc.rootogram`). A unit is what the model's
+        likelihood counts: a subject's total, a subject-week, a subject-period.
+
+        Parameters
+        ----------
+        idata
+            The fit.
+        prepared
+            The data it was fitted to.
+        max_count
+            Largest count tabulated; the last column holds ``P(y >= max_count)``.
+        n_draws
+            Posterior draws averaged over (evenly thinned, :func:`thin_draws`).
+
+        Returns
+        -------
+        observed : numpy.ndarray
+            ``(n_units,)`` integer counts.
+        pmf : numpy.ndarray
+            ``(n_units, max_count + 1)``; each row sums to 1.
+        """
 
 
 def thin_draws(posterior: xr.Dataset, n_draws: int) -> xr.Dataset:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from crampstats.engine import ATTR_PREFIX, BayesModel
+from crampstats.engine import ATTR_PREFIX, CountModel
 from crampstats.errors import CrampstatsError
 
 #: Endpoint id of the count models (secondary endpoints come with their own modules).
@@ -93,7 +93,7 @@ def plan_models(config: Mapping[str, Any], derived: Mapping[str, pd.DataFrame]) 
     return plan
 
 
-def make_model(name: str, config: Mapping[str, Any]) -> BayesModel:
+def make_model(name: str, config: Mapping[str, Any]) -> CountModel:
     """Instantiate model ``name`` for a trial: arms, control, covariates, priors, sampler.
 
     Parameters
@@ -105,7 +105,7 @@ def make_model(name: str, config: Mapping[str, Any]) -> BayesModel:
 
     Returns
     -------
-    BayesModel
+    CountModel
         The model object; its id (hash of this config) is stored with the fit.
     """
     from crampstats.models import get_model

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from crampstats.engine import BayesModel
+from crampstats.engine import CountModel
 from crampstats.models._common import ModelDataError
 from crampstats.models.crossover import Crossover, crossover_twin
 from crampstats.models.frailty_weekly import FrailtyWeekly, gee_twin
@@ -23,11 +23,11 @@ from crampstats.models.nb_totals import NBTotals, nb_glm_twin
 from crampstats.models.zero_inflated import ZINB, Hurdle, hurdle_twin, zinb_twin
 
 #: Catalogue id -> model class.
-MODELS: dict[str, type[BayesModel]] = {
+MODELS: dict[str, type[CountModel]] = {
     cls.name: cls for cls in (NBTotals, FrailtyWeekly, NBGLMM, ZINB, Hurdle, Crossover, MultiTrial)
 }
 
-Twin = Callable[[pd.DataFrame, BayesModel], pd.DataFrame]
+Twin = Callable[[pd.DataFrame, CountModel], pd.DataFrame]
 
 
 def _twin(function: Callable[..., pd.DataFrame], label: str) -> Twin:
@@ -38,7 +38,7 @@ def _twin(function: Callable[..., pd.DataFrame], label: str) -> Twin:
     """
     accepted = set(inspect.signature(function).parameters) - {"method"}
 
-    def twin(frame: pd.DataFrame, model: BayesModel) -> pd.DataFrame:
+    def twin(frame: pd.DataFrame, model: CountModel) -> pd.DataFrame:
         settings = {k: v for k, v in model.model_config.items() if k in accepted}
         return function(frame, **settings)
 
@@ -63,7 +63,7 @@ def get_model(
     name: str,
     model_config: dict[str, Any] | None = None,
     sampler_config: dict[str, Any] | None = None,
-) -> BayesModel:
+) -> CountModel:
     """Instantiate the catalogue model ``name`` with optional config overrides.
 
     Parameters
@@ -75,7 +75,7 @@ def get_model(
 
     Returns
     -------
-    BayesModel
+    CountModel
         The model object.
 
     Raises

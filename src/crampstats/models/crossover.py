@@ -127,7 +127,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thinned_fit
+from crampstats.engine import CountModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
@@ -153,7 +153,7 @@ PERIOD_EFFECTS = ("categorical", "linear")
 _Z975 = 1.959963984540054
 
 
-class Crossover(BayesModel):
+class Crossover(CountModel):
     """Hierarchical NB model of crossover and aggregated N-of-1 trials (per subject-period).
 
     Parameters
@@ -183,7 +183,7 @@ class Crossover(BayesModel):
     name: ClassVar[str] = "crossover"
     #: More draws and a higher acceptance target than the engine's defaults (module docstring).
     default_sampler_config: ClassVar[dict[str, Any]] = {
-        **BayesModel.default_sampler_config,
+        **CountModel.default_sampler_config,
         "draws": 2000,
         "target_accept": 0.95,
     }

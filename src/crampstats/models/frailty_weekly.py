@@ -43,7 +43,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thinned_fit
+from crampstats.engine import CountModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 REQUIRED = ("subject_id", "arm", "period", "week", "count", "exposure_days", "log_baseline_rate")
 
 
-class FrailtyWeekly(BayesModel):
+class FrailtyWeekly(CountModel):
     """Weekly counts, Poisson with gamma subject frailty integrated out (negative multinomial).
 
     Parameters

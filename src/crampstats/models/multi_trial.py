@@ -31,8 +31,9 @@ Modelling choices
   control log rate at the trial's typical subject and uncorrelated with ``b_t``; with a
   shared ``b`` (``b_per_trial=False``) it also keeps ``b`` a within-trial association, free of
   between-trial (ecological) confounding. Stratifying nuisance terms by trial is the usual
-  recommendation for one-stage IPD meta-analysis (Riley et al. 2020, Stat Med, one-stage IPD
-  models) and makes the model the one-stage analogue of the per-trial GLMs of the twin.
+  recommendation for one-stage IPD meta-analysis (Riley et al. 2020, Stat Med, "One-stage
+  individual participant data meta-analysis models ...") and makes the model the one-stage
+  analogue of the per-trial GLMs of the twin.
   Optional covariates ``z`` (config ``covariates``) enter with one shared ``beta``,
   standardised over all trials.
 - **Overdispersion** ``k_t`` is per trial (config ``k_per_trial``, default ``True``): trials
@@ -65,12 +66,13 @@ Parameterisation and sampler settings
 -------------------------------------
 The random effects are non-centred (``z ~ Normal(0, 1)``): with a few trials ``tau`` is
 weakly identified and its posterior reaches down to ~0.01, where the centred form has a
-funnel (centred, 8 of 8 fits of a 6-trial network had divergences, up to 262). Written
+funnel (centred, 15 of 16 fits of a 6-trial network at ``target_accept`` 0.8 and 0.9 had
+divergences, up to 262). Written
 plainly non-centred, ``theta = log_rr + tau * d``, the model still diverged in the upper tail
-of ``tau`` (0.2-0.9): there each trial's contrast is pinned by its data (SE ~0.15 with 40 a
+of ``tau`` (0.15-0.95): there each trial's contrast is pinned by its data (SE ~0.15 with 40 a
 arm), so moving ``log_rr[a]`` forces every ``d`` of that arm to move by a ``tau``-dependent
-amount, a correlation no diagonal mass matrix can follow (10 of 24 fits with divergences at
-``target_accept = 0.9``, 1 of 24 at 0.95 for twice the gradient evaluations). The model
+amount, a correlation no diagonal mass matrix can follow (9 of 24 fits with divergences at
+``target_accept = 0.9``; 1 of 24 at 0.95, for 20 % more gradient evaluations). The model
 therefore samples the mean of each arm's trial effects, ``log_rr_trial_mean[a] = mean over
 trials with arm a of theta_{t,a}`` (flat), together with the deviations, and recovers
 ``log_rr[a] = log_rr_trial_mean[a] - tau * mean_t(d_{t,a})`` deterministically, its
@@ -98,7 +100,9 @@ Likelihood as in nb_totals: the NB2 log pmf written out in a ``pm.Potential`` (o
 The frequentist twin :func:`multi_trial_twin` is the two-stage analysis: one statsmodels NB2
 GLM per trial (:func:`crampstats.models.nb_totals.nb_glm_twin`), then inverse-variance pooling
 of each arm's log rate ratios over the trials that have it, DerSimonian-Laird random effects
-(DerSimonian & Laird 1986, Control Clin Trials 7:177) or fixed effect.
+(DerSimonian & Laird 1986, Control Clin Trials 7:177) or fixed effect, or a fixed-effect
+network estimate by generalised least squares over all arms jointly (``method=
+"network_fixed"``, the closest counterpart of the one-stage model with ``tau -> 0``).
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import ATTR_PREFIX, BayesModel, PreparedData, thinned_fit
+from crampstats.engine import ATTR_PREFIX, CountModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
@@ -127,7 +131,7 @@ from crampstats.models._common import (
     require_columns,
     subject_keys,
 )
-from crampstats.models.nb_totals import nb_glm_twin
+from crampstats.models.nb_totals import NBTotals, nb_glm_twin
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -142,7 +146,7 @@ def cell_label(trial: str, arm: str) -> str:
     return f"{trial}/{arm}"
 
 
-class MultiTrial(BayesModel):
+class MultiTrial(CountModel):
     """Several parallel trials pooled: trial baselines, shared effects with heterogeneity.
 
     Parameters
@@ -182,7 +186,7 @@ class MultiTrial(BayesModel):
     }
     #: ``target_accept = 0.9``: the measurements in the module docstring.
     default_sampler_config: ClassVar[dict[str, Any]] = {
-        **BayesModel.default_sampler_config,
+        **CountModel.default_sampler_config,
         "target_accept": 0.9,
     }
 
@@ -370,7 +374,7 @@ class MultiTrial(BayesModel):
     ) -> np.ndarray:
         """Control-arm log daily rate per draw and subject, ``(chain, draw, subject)``."""
         alpha = post["alpha"].transpose("chain", "draw", "trial").values
-        b = post["b"].values
+        b = post["b"].transpose("chain", "draw", ...).values
         b_rows = b[..., trial_pos] if b.ndim == 3 else b[..., None]
         eta = alpha[..., trial_pos] + b_rows * x
         if X is not None and X.shape[1]:
@@ -387,7 +391,7 @@ class MultiTrial(BayesModel):
 
     @staticmethod
     def _k_rows(post: xr.Dataset, trial_idx: np.ndarray) -> np.ndarray:
-        k = post["k"].values
+        k = post["k"].transpose("chain", "draw", ...).values
         return k[..., trial_idx] if k.ndim == 3 else k[..., None]
 
     def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
@@ -649,6 +653,95 @@ def inverse_variance_pool(estimates: np.ndarray, se: np.ndarray) -> dict[str, fl
     }
 
 
+def trial_nb_glm(
+    periods: pd.DataFrame,
+    control_arm: str = "placebo",
+    covariates: list[str] | None = None,
+    period: str | None = "treatment",
+    missing_baseline: str = "error",
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One trial's NB2 GLM as :func:`~crampstats.models.nb_totals.nb_glm_twin`, with covariance.
+
+    The same rows, design and statsmodels fit as ``nb_glm_twin`` (a test checks that estimates
+    and standard errors agree), but returning the covariance of the arm coefficients, which
+    the network pooling needs: the log rate ratios of two arms of one trial share its control
+    group and are correlated.
+
+    Parameters
+    ----------
+    periods
+        One trial's subjects.
+    control_arm, covariates, period, missing_baseline
+        As for ``nb_glm_twin``.
+
+    Returns
+    -------
+    arms : list of str
+        Active arms of the trial.
+    log_rr : numpy.ndarray
+        Their log rate ratios.
+    cov : numpy.ndarray
+        Their covariance matrix.
+    """
+    import statsmodels.api as sm
+
+    model = NBTotals(
+        {
+            "control_arm": control_arm,
+            "covariates": list(covariates or []),
+            "period": period,
+            "missing_baseline": missing_baseline,
+        }
+    )
+    prepared = model.prepare(periods)
+    data = prepared.data
+    active = list(prepared.coords["arm"])
+    arm_cols = (data["arm_idx"][:, None] == np.arange(1, len(active) + 1)).astype(float)
+    blocks = [np.ones((len(data["y"]), 1)), arm_cols, data["x_baseline"][:, None]]
+    if "X_cov" in data:
+        blocks.append(data["X_cov"])
+    result = sm.NegativeBinomial(
+        data["y"], np.column_stack(blocks), offset=data["log_exposure"], loglike_method="nb2"
+    ).fit(disp=0, maxiter=200)
+    sl = slice(1, 1 + len(active))
+    return active, np.asarray(result.params)[sl], np.asarray(result.cov_params())[sl, sl]
+
+
+def network_fixed_effect(
+    estimates: list[tuple[list[str], np.ndarray, np.ndarray]], arms: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-stage fixed-effect network meta-analysis by generalised least squares.
+
+    Each trial contributes its vector of log rate ratios against control ``y_t`` with
+    covariance ``V_t``; with ``X_t`` selecting the trial's arms among ``arms``, the pooled
+    effects are ``(sum X_t' V_t^-1 X_t)^-1 sum X_t' V_t^-1 y_t`` with that inverse as their
+    covariance (the two-stage counterpart of the one-stage model with ``tau = 0``).
+
+    Parameters
+    ----------
+    estimates
+        Per trial: ``(arms, log_rr, cov)`` as returned by :func:`trial_nb_glm`.
+    arms
+        Arms to estimate; each must occur in some trial.
+
+    Returns
+    -------
+    log_rr, cov : numpy.ndarray
+        Pooled log rate ratios (in the order of ``arms``) and their covariance.
+    """
+    index = {a: i for i, a in enumerate(arms)}
+    info = np.zeros((len(arms), len(arms)))
+    score = np.zeros(len(arms))
+    for trial_arms, y, cov in estimates:
+        X = np.zeros((len(trial_arms), len(arms)))
+        X[np.arange(len(trial_arms)), [index[a] for a in trial_arms]] = 1.0
+        w = np.linalg.inv(cov)
+        info += X.T @ w @ X
+        score += X.T @ w @ y
+    pooled_cov = np.linalg.inv(info)
+    return pooled_cov @ score, pooled_cov
+
+
 def multi_trial_twin(
     periods: pd.DataFrame,
     control_arm: str = "placebo",
@@ -657,14 +750,22 @@ def multi_trial_twin(
     covariates: list[str] | None = None,
     period: str | None = "treatment",
     missing_baseline: str = "error",
-    method: Literal["random", "fixed"] = "random",
+    method: Literal["random", "fixed", "network_fixed"] = "random",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`MultiTrial`: per-trial NB2 GLMs, then inverse-variance pooling.
 
     Stage 1 fits :func:`crampstats.models.nb_totals.nb_glm_twin` to each trial (its own
     intercept, run-in coefficient on the within-trial centred log run-in rate, dispersion and
     covariate effects). Stage 2 pools each active arm's log rate ratio over the trials that
-    have it: DerSimonian-Laird random effects (``method="random"``) or fixed effect.
+    have it:
+
+    - ``"random"``: DerSimonian-Laird random effects, one ``tau`` per arm;
+    - ``"fixed"``: inverse-variance fixed effect, arm by arm;
+    - ``"network_fixed"``: fixed effect for all arms jointly by generalised least squares
+      with each trial's covariance of its arms' estimates (:func:`network_fixed_effect`).
+      Arm-by-arm pooling ignores that, within a multi-arm trial, an arm estimated precisely
+      elsewhere sharpens the trial's control rate and so its other contrasts; the one-stage
+      model uses that information, so this is its closest fixed-effect counterpart.
 
     Parameters
     ----------
@@ -673,24 +774,24 @@ def multi_trial_twin(
     control_arm, arms, trials, covariates, period, missing_baseline
         As in :attr:`MultiTrial.default_model_config`.
     method
-        ``"random"`` (DerSimonian-Laird) or ``"fixed"`` (inverse variance, common effect).
+        ``"random"``, ``"fixed"`` or ``"network_fixed"`` (above).
 
     Returns
     -------
     pandas.DataFrame
         One row per active arm present in some trial: ``arm, log_rr, se, lower, upper``
-        (Wald 95 %), ``rate_ratio``, ``tau`` (DL between-trial SD of this arm's log rate ratio;
-        NaN when one trial has the arm), ``q`` (Cochran's Q), ``k_trials``. ``attrs`` hold
-        ``method``, ``per_trial`` (list of per-trial rows ``trial, arm, log_rr, se``),
-        ``converged`` and ``k`` (per trial).
+        (Wald 95 %), ``rate_ratio``, ``tau`` (DL between-trial SD of this arm's log rate ratio,
+        whatever the method; NaN when one trial has the arm), ``q`` (Cochran's Q),
+        ``k_trials``. ``attrs`` hold ``method``, ``per_trial`` (records ``trial, arm, log_rr,
+        se``), ``converged`` and ``k`` (per trial).
 
     Raises
     ------
     ModelDataError
         If a trial lacks the control arm.
     """
-    if method not in ("random", "fixed"):
-        raise ValueError(f"method must be 'random' or 'fixed', got {method!r}")
+    if method not in ("random", "fixed", "network_fixed"):
+        raise ValueError(f"method must be 'random', 'fixed' or 'network_fixed', got {method!r}")
     model = MultiTrial(
         {
             "control_arm": control_arm,
@@ -705,34 +806,34 @@ def multi_trial_twin(
     coding = arm_coding(frame["arm"], control_arm, arms)
     trial_order, trial_idx = _trial_coding(frame["trial_id"], trials)
     _check_trials(frame, trial_order, trial_idx, coding.control)
-    per_trial, converged, k = [], {}, {}
+    glm = {"control_arm": coding.control, "covariates": covariates, "period": period}
+    glm["missing_baseline"] = missing_baseline
+    per_trial, converged, k, network = [], {}, {}, []
     for t, trial in enumerate(trial_order):
         sub = frame.iloc[np.flatnonzero(trial_idx == t)]
         if sub.empty or set(sub["arm"].astype(str)) == {coding.control}:
             continue
-        fit = nb_glm_twin(
-            sub,
-            control_arm=coding.control,
-            covariates=covariates,
-            period=period,
-            missing_baseline=missing_baseline,
-        )
+        fit = nb_glm_twin(sub, **glm)
         converged[trial], k[trial] = fit.attrs["converged"], fit.attrs["k"]
         per_trial.extend(
             {"trial": trial, "arm": r.arm, "log_rr": r.log_rr, "se": r.se} for r in fit.itertuples()
         )
+        if method == "network_fixed":
+            network.append(trial_nb_glm(sub, **glm))
     table = pd.DataFrame(per_trial, columns=["trial", "arm", "log_rr", "se"])
+    estimated = [a for a in coding.active if (table["arm"] == a).any()]
+    if method == "network_fixed":
+        gls, gls_cov = network_fixed_effect(network, estimated)
     rows = []
-    for arm in coding.active:
+    for i, arm in enumerate(estimated):
         sel = table[table["arm"] == arm]
-        if sel.empty:
-            continue
         pooled = inverse_variance_pool(sel["log_rr"].to_numpy(), sel["se"].to_numpy())
-        est, se = (
-            (pooled["random"], pooled["se_random"])
-            if method == "random"
-            else (pooled["fixed"], pooled["se_fixed"])
-        )
+        if method == "random":
+            est, se = pooled["random"], pooled["se_random"]
+        elif method == "fixed":
+            est, se = pooled["fixed"], pooled["se_fixed"]
+        else:
+            est, se = float(gls[i]), float(np.sqrt(gls_cov[i, i]))
         rows.append(
             {
                 "arm": arm,

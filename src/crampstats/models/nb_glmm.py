@@ -84,7 +84,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thin_draws
+from crampstats.engine import CountModel, PreparedData, thin_draws
 from crampstats.models._common import COMMON_MODEL_CONFIG
 from crampstats.models.frailty_weekly import FrailtyWeekly, _rows_log_mu
 
@@ -107,7 +107,7 @@ _SHARED_KEYS = (
 _BLOCK_FLOATS = 2_000_000
 
 
-class NBGLMM(BayesModel):
+class NBGLMM(CountModel):
     """Weekly NB2 counts with centred log-normal subject effects (sensitivity analysis).
 
     Parameters

@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thinned_fit
+from crampstats.engine import CountModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 REQUIRED = ("subject_id", "arm", "count", "exposure_days", "log_baseline_rate")
 
 
-class NBTotals(BayesModel):
+class NBTotals(CountModel):
     """Negative binomial model of treatment-period totals (primary, parallel designs).
 
     Parameters

@@ -64,7 +64,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import BayesModel, PreparedData, thin_draws
+from crampstats.engine import CountModel, PreparedData, thin_draws
 from crampstats.models.frailty_weekly import FrailtyWeekly, _rows_log_mu, _segment_sum
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ __all__ = ["ZINB", "Hurdle", "hurdle_twin", "zinb_twin"]
 _Z95 = 1.959963984540054
 
 
-class _ZeroComponentModel(BayesModel):
+class _ZeroComponentModel(CountModel):
     """Negative multinomial subject likelihood plus a subject-level zero component (base)."""
 
     #: Name of the zero probability in the posterior (``pi`` or ``pi0``); its logit is
