@@ -263,6 +263,33 @@ def ae_incidence(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.
     return out.sort_values(["subject_id", "category"]).reset_index(drop=True)
 
 
+def diary_records(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.DataFrame:
+    """Completed diary records with their intensity and location, for the secondary endpoints.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``trial_id, subject_id, arm, study_day, days, period, treatment, cramp_count`` and
+        whichever of ``intensity, location`` the diary has; one row per completed record.
+    """
+    done = _diarised(tables["diary"])
+    cols = ["subject_id", "study_day", "days", "period", "treatment", "cramp_count"]
+    cols += [c for c in ("intensity", "location") if c in done]
+    subjects = tables["subjects"]
+    info = ["trial_id", "subject_id"] + (["arm"] if "arm" in subjects else [])
+    out = subjects[info].merge(done[[c for c in cols if c in done]], on="subject_id")
+    return out.sort_values(["subject_id", "study_day"]).reset_index(drop=True)
+
+
+def adverse_event_listing(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.DataFrame:
+    """Every adverse event with the subject's trial and arm (serious-event listing, signals)."""
+    subjects = tables["subjects"]
+    info = ["trial_id", "subject_id"] + (["arm"] if "arm" in subjects else [])
+    out = subjects[info].merge(tables["adverse_events"], on="subject_id")
+    keys = [c for c in ("subject_id", "study_day", "category", "term") if c in out]
+    return out.sort_values(keys).reset_index(drop=True)
+
+
 def derive_all(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """Build every analysis dataset the tables support.
 
@@ -270,15 +297,19 @@ def derive_all(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[
     -------
     dict
         ``periods`` and ``weekly`` always; ``crossover`` for crossover and N-of-1 designs;
-        ``emg`` and ``ae_incidence`` when those tables exist and are not empty.
+        ``diary`` (completed records) when the diary has intensity or location; ``emg``,
+        ``ae_incidence`` and ``adverse_events`` when those tables exist and are not empty.
     """
     out = {"periods": subject_periods(tables, config), "weekly": subject_weeks(tables, config)}
     if config.get("design", "parallel") != "parallel":
         out["crossover"] = crossover_periods(tables, config)
+    if {"intensity", "location"} & set(tables["diary"].columns):
+        out["diary"] = diary_records(tables, config)
     if tables.get("emg") is not None and len(tables["emg"]):
         out["emg"] = emg_visits(tables, config)
     if tables.get("adverse_events") is not None and len(tables["adverse_events"]):
         out["ae_incidence"] = ae_incidence(tables, config)
+        out["adverse_events"] = adverse_event_listing(tables, config)
     return out
 
 
