@@ -14,15 +14,15 @@ test: setup
 	@echo "[test] ruff check"
 	@$(VENV)/ruff check .
 	@echo "[test] fast tests"
-	@$(VENV)/pytest -m "not slow" -q
+	@$(VENV)/pytest -m "not slow" -q --durations=10
 	@echo "[test] slow statistical tests"
-	@$(VENV)/pytest -m slow -q
+	@$(VENV)/pytest -m slow -q --durations=15
 
 test-fast: setup
-	@$(VENV)/pytest -m "not slow" -q
+	@$(VENV)/pytest -m "not slow" -q --durations=10
 
 test-slow: setup
-	@$(VENV)/pytest -m slow -q
+	@$(VENV)/pytest -m slow -q --durations=15
 
 lint: setup
 	@$(VENV)/ruff check .

@@ -506,6 +506,11 @@ def test_zhu_lakkis_formula_by_hand():
     assert zhu_lakkis_power(0.9, 1.0, 3.0, 56.0, 60) == pytest.approx(0.025)
 
 
+#: Sampler of the slow power checks: nb_totals mixes well, so 2 chains x 1000 draws after 500
+#: tuning steps pass the default gate (ESS >= 400) and resolve a 0.975 posterior probability.
+SLOW_SAMPLER = {"chains": 2, "draws": 1000, "tune": 500}
+
+
 @pytest.mark.slow
 def test_simulated_power_matches_zhu_lakkis(tmp_path):
     """Full MCMC power of P(RR<1) > 0.975 against the NB formula, within 2 Monte Carlo SEs."""
@@ -513,8 +518,12 @@ def test_simulated_power_matches_zhu_lakkis(tmp_path):
     raw = {
         "seed": 2014,
         "replicates": reps,
-        # vague priors: the rule then acts like the one-sided 2.5 % Wald test of the formula
-        "analysis": {"model_config": {"prior_log_rr_sd": 10.0, "prior_alpha_sd": 10.0}},
+        # vague priors: the rule then acts like the one-sided 2.5 % Wald test of the formula;
+        # two chains of 1000 draws (ESS ~1800 for this posterior) halve the run time
+        "analysis": {
+            "model_config": {"prior_log_rr_sd": 10.0, "prior_alpha_sd": 10.0},
+            "sampler": SLOW_SAMPLER,
+        },
         "rules": [{"name": "P(RR<1)>0.975", "threshold_rr": 1.0, "probability": 0.975}],
         "designs": {
             "nb": {
@@ -570,6 +579,7 @@ def test_type_one_error_of_the_full_trial_is_nominal(tmp_path):
         {
             "seed": 7,
             "replicates": 400,
+            "analysis": {"sampler": SLOW_SAMPLER},
             "rules": [{"name": "P(RR<1)>0.975", "threshold_rr": 1.0, "probability": 0.975}],
             "designs": {"null": {"arms": {"placebo": {}, "quinine": {"rr": 1.0}}, "n_per_arm": 60}},
         },
