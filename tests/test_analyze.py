@@ -18,6 +18,7 @@ import yaml
 
 from crampstats import cli
 from crampstats.compare import EFFECTS_COLUMNS
+from crampstats.secondary import EFFECTS_COLUMNS as SECONDARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "data" / "example"
@@ -59,6 +60,8 @@ def test_outputs_and_effects_columns(run):
     tables = _tables(out)
     assert set(tables) == {
         "effects", "frequentist", "diagnostics", "loo", "rankings", "patients", "ppc", "course",
+        "effects_secondary", "diagnostics_secondary", "safety", "safety_signals",
+        "serious_events", "cramp_potential", "locations", "outcome_measures",
     }  # fmt: skip
     effects = tables["effects"]
     assert list(effects.columns) == EFFECTS_COLUMNS
@@ -73,6 +76,8 @@ def test_outputs_and_effects_columns(run):
     assert (out / "derived" / "weekly.parquet").is_file()
     for model in ("nb_totals", "frailty_weekly"):
         assert (out / "fits" / f"cramp_frequency__{model}.nc").is_file()
+    for endpoint in ("ctf", "afterdischarge", "intensity", "responder", "safety"):
+        assert (out / "fits" / f"{endpoint}__{endpoint}.nc").is_file()
     provenance = json.loads((out / "provenance.json").read_text())
     assert set(provenance["inputs"]) == {
         "data/subjects", "data/diary", "data/emg", "data/adverse_events",
@@ -108,6 +113,37 @@ def test_effects_are_consistent_with_the_truth_and_the_twin(run):
     assert best == effects.xs("nb_totals")["rr_median"].idxmin()
 
 
+def test_secondary_endpoints_of_the_example(run):
+    tables = _tables(run[0] / "a")
+    sec = tables["effects_secondary"]
+    assert list(sec.columns) == SECONDARY_COLUMNS
+    bayes = sec[~sec["model"].str.endswith("_twin")]
+    assert set(bayes["endpoint"]) == {"ctf", "afterdischarge", "intensity", "responder", "safety"}
+    assert set(sec["model"]) == set(bayes["endpoint"]) | {f"{e}_twin" for e in bayes["endpoint"]}
+    assert (sec["comparator"] == "placebo").all() and set(sec["trial_id"]) == {"example"}
+    assert bayes["p_benefit"].between(0, 1).all()
+    assert sec.loc[sec["model"].str.endswith("_twin"), "p_benefit"].isna().all()
+    assert bayes[["estimate_median", "lower", "upper"]].notna().all().all()
+    # a twin's risk ratio has no estimate when the control arm had no event (interval still given)
+    blank = sec[sec["estimate_median"].isna()]
+    assert blank["model"].str.endswith("_twin").all()
+    assert blank["measure"].str.startswith("risk_ratio").all()
+    est = sec.dropna(subset=["estimate_median"])
+    assert (est["lower"] <= est["estimate_median"]).all()
+    assert (est["estimate_median"] <= est["upper"]).all()
+    diag = tables["diagnostics_secondary"]
+    assert set(diag["endpoint"]) == set(bayes["endpoint"])
+    # every endpoint's row set: one per active arm and measure, the twin's mirroring the model's
+    for endpoint, rows in sec.groupby("endpoint"):
+        model = rows[rows["model"] == endpoint][["arm", "measure"]]
+        twin = rows[rows["model"] == f"{endpoint}_twin"][["arm", "measure"]]
+        assert sorted(map(tuple, model.to_numpy())) == sorted(map(tuple, twin.to_numpy()))
+        assert set(model["arm"]) == {"mexiletine", "quinine", "vitamin_b_complex", "magnesium"}
+    assert set(tables["outcome_measures"]["endpoint"]) >= {"cramp_frequency", "ctf"}
+    provenance = json.loads((run[0] / "a" / "provenance.json").read_text())
+    assert {"ctf", "safety", "outcome_measures"} <= set(provenance["seeds"])
+
+
 def test_loo_and_rootogram_tables(run):
     tables = _tables(run[0] / "a")
     loo = tables["loo"]
@@ -138,6 +174,7 @@ def test_gate_marks_an_undersampled_fit_failed_and_strict_exits_nonzero(tmp_path
         models=["nb_totals"],
         sampler={"chains": 2, "draws": 30, "tune": 30, "cores": 2},
         diagnostics={},
+        secondary={"endpoints": ["responder"]},
     )
     out = tmp_path / "gate"
     assert cli.main(["analyze", str(EXAMPLE), "--config", str(config), "--out", str(out)]) == 0
@@ -146,6 +183,11 @@ def test_gate_marks_an_undersampled_fit_failed_and_strict_exits_nonzero(tmp_path
     assert set(tables["effects"]["status"]) == {"failed"}
     diag = tables["diagnostics"].iloc[0]
     assert diag["status"] == "failed" and "ESS" in diag["reasons"]
+    # the same gate on a secondary endpoint's model; its twin is not sampled and stays ok
+    sec = tables["effects_secondary"]
+    assert set(sec.loc[sec["model"] == "responder", "status"]) == {"failed"}
+    assert set(sec.loc[sec["model"] == "responder_twin", "status"]) == {"ok"}
+    assert tables["diagnostics_secondary"]["status"].tolist() == ["failed"]
     strict = ["analyze", str(EXAMPLE), "--config", str(config), "--out", str(out), "--strict"]
     assert cli.main(strict) == 1
 

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -102,6 +103,16 @@ def test_run_writes_tables_report_and_is_a_noop_on_rerun(clean_run):
     for model in ("nb_totals", "frailty_weekly"):
         assert (results / "fits" / f"cramp_frequency__{model}.nc").is_file()
         assert (clean_run / "logs" / "example" / f"fit_{model}.log").is_file()
+    # secondary endpoints: one job each, gathered by compare into the trial's tables
+    secondary = pd.read_csv(results / "tables" / "effects_secondary.csv")
+    assert set(secondary["model"]) == {
+        "ctf", "ctf_twin", "intensity", "intensity_twin", "safety", "safety_twin",
+    }  # fmt: skip
+    assert (results / "tables" / "locations.csv").is_file()
+    for endpoint in ("ctf", "intensity", "safety", "location"):
+        assert (clean_run / "logs" / "example" / f"secondary_{endpoint}.log").is_file()
+    html = (results / "report.html").read_text(encoding="utf-8")
+    assert "EMG endpoints" in html and "Safety" in html
     proc = _snakemake(clean_run, "-n", "-c", "2")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 

@@ -7,7 +7,9 @@ so an interrupted or refused run leaves the previous output (or nothing), never 
 Output layout (``DIR``)::
 
     tables/{effects,frequentist,diagnostics,loo,rankings,patients,ppc,course}.csv
+    tables/{effects_secondary,diagnostics_secondary,outcome_measures,...}.csv (secondary)
     fits/cramp_frequency__<model>.nc
+    fits/<endpoint>__<endpoint>.nc  (secondary endpoint models)
     validated/                  the accepted tables and validation.json (warnings, counts)
     derived/*.parquet           the analysis datasets the models read
     provenance.json             input hashes, resolved config, versions, commit, seeds, run time
@@ -39,6 +41,14 @@ from crampstats.fit import (
 )
 from crampstats.fit import plan_models as _plan_models
 from crampstats.outputs import atomic_dir, provenance, to_json, write_parquet
+from crampstats.secondary import (
+    EndpointResult,
+    combine,
+    endpoint_seed,
+    plan_endpoints,
+    read_endpoint,
+    run_endpoint,
+)
 
 
 class DataRefused(CrampstatsError):
@@ -136,16 +146,24 @@ def analyze(
 
     echo("summarising: effects, twins, diagnostics, LOO, rankings, rootograms")
     tables = compare.result_tables(records, trial_config, derived["weekly"])
-    diagnostics = tables["diagnostics"]
-    failed = diagnostics.loc[diagnostics["status"] != "ok", "model"].tolist()
-    for _, row in diagnostics.loc[diagnostics["status"] != "ok"].iterrows():
-        echo(f"FAILED diagnostics: {row['model']}: {row['reasons']}")
+
+    endpoints = plan_endpoints(trial_config, derived)
+    secondary: list[EndpointResult] = []
+    for i, endpoint in enumerate(endpoints, start=1):
+        echo(f"[{i}/{len(endpoints)}] secondary endpoint {endpoint}")
+        secondary.append(run_endpoint(endpoint, derived, trial_config, progress=progress))
+        seeds[endpoint] = endpoint_seed(trial_config.get("seed", 0), endpoint)
+    tables.update(combine([r.tables for r in secondary]))
+    failed = _failed(tables)
+    for table in ("diagnostics", "diagnostics_secondary"):
+        for _, row in tables[table].loc[tables[table]["status"] != "ok"].iterrows():
+            echo(f"FAILED diagnostics: {row['model']}: {row['reasons']}")
 
     seconds = time.perf_counter() - started
     record = provenance(
         {f"data/{k}": v for k, v in sorted(result.inputs.items())},
         trial_config,
-        **_run_record(plan, seeds, trial_config, failed, seconds),
+        **_run_record(plan + endpoints, seeds, trial_config, failed, seconds),
         validation_warnings=[w.message for w in result.warnings],
     )
     with atomic_dir(out) as tmp:
@@ -154,6 +172,9 @@ def analyze(
         (tmp / "fits").mkdir()
         for name, rec in records.items():
             save_fit(rec.idata, fit_path(tmp, name))
+        for done in secondary:
+            if done.idata is not None:
+                save_fit(done.idata, fit_path(tmp, done.endpoint, done.endpoint))
         (tmp / "validated").mkdir()
         validation.write_validated_into(result, tmp / "validated")
         (tmp / "derived").mkdir()
@@ -181,6 +202,28 @@ def _run_record(
     }
 
 
+def _failed(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Models (count and secondary) whose fit failed the diagnostics gate."""
+    failed = []
+    for table in ("diagnostics", "diagnostics_secondary"):
+        if table in tables:
+            diag = tables[table]
+            failed += diag.loc[diag["status"] != "ok", "model"].astype(str).tolist()
+    return failed
+
+
+def _secondary_seeds(folders: list[Path]) -> dict[str, int]:
+    """Seeds recorded in the secondary fits of the workflow's endpoint folders."""
+    import xarray as xr
+
+    seeds = {}
+    for folder in folders:
+        for path in folder.glob("*.nc"):
+            with xr.open_dataset(path, group="posterior", engine="h5netcdf") as post:
+                seeds[path.stem] = int(post.attrs["crampstats_seed"])
+    return seeds
+
+
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
     """Write every result table as ``<folder>/<name>.csv`` (folder must exist)."""
     for name, table in tables.items():
@@ -192,6 +235,7 @@ def summarize_fits(
     fits: list[str | Path],
     tables_out: str | Path,
     provenance_out: str | Path,
+    secondary: list[str | Path] | None = None,
 ) -> AnalysisOutcome:
     """Build the result tables from stored fits (the workflow's compare step).
 
@@ -208,6 +252,10 @@ def summarize_fits(
     provenance_out
         ``provenance.json`` of the run: hashes of the derived datasets and fits, the data hashes
         recorded at validation, config, versions, commit, seeds.
+    secondary
+        Folders written by ``crampstats secondary`` (one per endpoint); their tables are
+        gathered into ``effects_secondary.csv``, ``outcome_measures.csv`` and the others
+        (:func:`crampstats.secondary.combine`).
 
     Returns
     -------
@@ -233,15 +281,27 @@ def summarize_fits(
         seeds[name] = int(idata["posterior"].attrs["crampstats_seed"])
         records[name] = compare.FitRecord(name, model, idata, frame, model.prepare(frame))
     tables = compare.result_tables(records, config, derived.get("weekly"))
-    diagnostics = tables["diagnostics"]
-    failed = diagnostics.loc[diagnostics["status"] != "ok", "model"].tolist()
+    folders = [Path(f) for f in secondary or []]
+    tables.update(combine([read_endpoint(f) for f in folders]))
+    failed = _failed(tables)
+    for name, seed in _secondary_seeds(folders).items():
+        seeds[name] = seed
     upstream = json.loads((derived_dir / "provenance.json").read_text(encoding="utf-8"))
     inputs = {f"derived/{p.stem}": p for p in sorted(derived_dir.glob("*.parquet"))}
     inputs.update({f"fits/{Path(p).name}": Path(p) for p in fits})
+    inputs.update(
+        {f"secondary/{f.name}/{p.name}": p for f in folders for p in sorted(f.iterdir())}
+    )
     record = provenance(
         inputs,
         config,
-        **_run_record(list(records), seeds, config, failed, time.perf_counter() - started),
+        **_run_record(
+            list(records) + [f.name for f in folders if not (f / "SKIPPED").exists()],
+            seeds,
+            config,
+            failed,
+            time.perf_counter() - started,
+        ),
         data_inputs=upstream.get("validation_inputs", {}),
     )
     with atomic_dir(tables_out) as tmp:

@@ -91,10 +91,21 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_secondary(args: argparse.Namespace) -> int:
+    from crampstats.secondary import endpoint_to_folder
+
+    print(f"analysing {args.endpoint} of {args.derived_dir}", flush=True)
+    result = endpoint_to_folder(args.derived_dir, args.endpoint, args.out, cores=args.cores)
+    print(f"{'skipped (no data)' if result is None else 'wrote'} {args.out}")
+    return EXIT_OK
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from crampstats.analyze import summarize_fits
 
-    outcome = summarize_fits(args.derived_dir, args.fits, args.out, args.provenance)
+    outcome = summarize_fits(
+        args.derived_dir, args.fits, args.out, args.provenance, secondary=args.secondary
+    )
     print(f"wrote {args.out} and {args.provenance}")
     if outcome.failed:
         print(
@@ -166,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_analyze)
 
     from crampstats.fit import CATALOGUE
+    from crampstats.secondary import ENDPOINTS
 
     p = sub.add_parser("fit", help="fit one model to a derived folder (one workflow job)")
     p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
@@ -174,9 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, help="chains sampled in parallel")
     p.set_defaults(func=_cmd_fit)
 
+    p = sub.add_parser("secondary", help="analyse one secondary endpoint (one workflow job)")
+    p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
+    p.add_argument("--endpoint", required=True, choices=ENDPOINTS, help="secondary endpoint id")
+    p.add_argument("--out", type=Path, required=True, help="folder for its tables and fit")
+    p.add_argument("--cores", type=int, help="chains sampled in parallel")
+    p.set_defaults(func=_cmd_secondary)
+
     p = sub.add_parser("compare", help="result tables from stored fits (one workflow job)")
     p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
     p.add_argument("--fits", type=Path, nargs="+", required=True, help="fit files, primary first")
+    p.add_argument(
+        "--secondary", type=Path, nargs="*", default=[], help="folders of `crampstats secondary`"
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for the CSV tables")
     p.add_argument("--provenance", type=Path, required=True, help="provenance.json to write")
     p.add_argument("--strict", action="store_true", help="exit 1 when a fit failed the gate")

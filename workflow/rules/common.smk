@@ -67,3 +67,38 @@ def all_outputs():
 def trial_results(wildcards):
     """The trial's results folder (what the report reads)."""
     return f"{RESULTS}/{wildcards.trial}"
+
+
+SECONDARY = (
+    "ctf",
+    "afterdischarge",
+    "cramp_potential",
+    "intensity",
+    "responder",
+    "safety",
+    "location",
+    "outcome_measures",
+)
+SECONDARY_MODELS = ("ctf", "afterdischarge", "intensity", "responder", "safety")
+
+
+def secondary_for(trial):
+    """Secondary endpoints of a trial: `analysis.secondary.endpoints`, else every one (a job
+    whose data are absent writes a SKIPPED note); the models need a parallel design."""
+    entry = config["trials"][trial]
+    own = ((entry.get("analysis") or {}).get("secondary") or {}).get("endpoints")
+    listed = own if own is not None else config["analysis"].get("secondary", {}).get("endpoints")
+    endpoints = [e for e in SECONDARY if listed is None or e in listed]
+    if entry["design"] != "parallel":
+        endpoints = [e for e in endpoints if e not in SECONDARY_MODELS]
+    return endpoints
+
+
+def secondary_dirs(wildcards):
+    """The trial's secondary-endpoint folders, in a fixed order."""
+    return [f"{RESULTS}/{wildcards.trial}/secondary/{e}" for e in secondary_for(wildcards.trial)]
+
+
+def secondary_compile_dir(wildcards):
+    """A PyTensor compile directory of the job's own."""
+    return f".snakemake/pytensor/{wildcards.trial}__{wildcards.endpoint}"

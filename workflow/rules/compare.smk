@@ -2,6 +2,7 @@ rule compare:
     input:
         derived=f"{RESULTS}/{{trial}}/derived",
         fits=fit_files,
+        secondary=secondary_dirs,
     output:
         tables=report(
             directory(f"{RESULTS}/{{trial}}/tables"),
@@ -17,5 +18,5 @@ rule compare:
     conda:
         "../envs/crampstats.yaml"
     shell:
-        "crampstats compare {input.derived} --fits {input.fits} "
+        "crampstats compare {input.derived} --fits {input.fits} --secondary {input.secondary} "
         "--out {output.tables} --provenance {output.provenance} > {log} 2>&1"
