@@ -97,7 +97,8 @@ def hostile(tmp_path_factory) -> tuple[Path, str]:
         diagnostics={},
     )
     outcome = analyze(tmp / "data", tmp / "results", config, echo=lambda _line: None)
-    assert outcome.failed == ["nb_totals"]
+    # the secondary endpoints' models (same sampler) fail the gate too, after the count model
+    assert outcome.failed[0] == "nb_totals"
     return tmp / "results", build_report(tmp / "results")
 
 
@@ -219,11 +220,6 @@ def test_every_section_is_present_once_and_the_page_is_well_formed(html):
     assert not duplicated, sorted(duplicated)[:5]
     figures = [a for t, a in page.tags if t == "svg"]
     assert len(figures) >= 5  # forest, sensitivity, course, two rootograms
-    # the placeholders say plainly that nothing is analysed
-    for section in ("emg", "intensity", "safety"):
-        block = html[html.index(f'<section id="{section}"') :]
-        block = block[: block.index("</section>")]
-        assert "Not part of this report version" in block
 
 
 def test_summary_sentences_match_effects(results, html):

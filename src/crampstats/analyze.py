@@ -163,7 +163,8 @@ def analyze(
     record = provenance(
         {f"data/{k}": v for k, v in sorted(result.inputs.items())},
         trial_config,
-        **_run_record(plan + endpoints, seeds, trial_config, failed, seconds),
+        **_run_record(plan, seeds, trial_config, failed, seconds),
+        secondary_endpoints=endpoints,
         validation_warnings=[w.message for w in result.warnings],
     )
     with atomic_dir(out) as tmp:
@@ -295,13 +296,8 @@ def summarize_fits(
     record = provenance(
         inputs,
         config,
-        **_run_record(
-            list(records) + [f.name for f in folders if not (f / "SKIPPED").exists()],
-            seeds,
-            config,
-            failed,
-            time.perf_counter() - started,
-        ),
+        **_run_record(list(records), seeds, config, failed, time.perf_counter() - started),
+        secondary_endpoints=[f.name for f in folders if not (f / "SKIPPED").exists()],
         data_inputs=upstream.get("validation_inputs", {}),
     )
     with atomic_dir(tables_out) as tmp:

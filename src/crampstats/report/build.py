@@ -8,7 +8,9 @@ goes through Jinja2's autoescaping. Identical inputs give byte-identical output:
 shown are those recorded in ``provenance.json``.
 
 Each section is built by one function returning the template's context for it, or ``None``
-when its data are absent, in which case the section is left out.
+when its data are absent, in which case the section and its entry in the contents are left out.
+The sections of the secondary endpoints (EMG, intensity and responders, safety, outcome
+measures) are built in :mod:`crampstats.report.secondary`.
 """
 
 from __future__ import annotations
@@ -133,19 +135,24 @@ class _Context:
 # 1. Summary and failed diagnostics
 # ---------------------------------------------------------------------------------------------
 def failed_diagnostics(ctx: _Context) -> list[dict[str, str]]:
-    """Fits whose status is not ``ok``, with the reasons (diagnostics.csv)."""
+    """Fits whose status is not ``ok``, with the reasons (count and secondary models)."""
+    # imported where used: crampstats.report.secondary builds on this module's helpers
+    from crampstats.report import secondary
+
     diag = ctx.tables["diagnostics"]
     out = []
     if len(diag):
         for rec in diag[diag["status"].astype(str) != "ok"].to_dict("records"):
             out.append(
                 {
+                    "id": _text(rec["model"]),
                     "model": _text(rec["model"]),
                     "status": _text(rec["status"]),
                     "reasons": _text(rec.get("reasons")),
                 }
             )
-    listed = {f["model"] for f in out}
+    out += secondary.failed_fits(ctx.tables)
+    listed = {f["id"] for f in out}
     for model in ctx.results.provenance.get("failed_models") or []:
         if str(model) not in listed:
             out.append({"model": str(model), "status": "failed", "reasons": "see diagnostics"})
@@ -772,24 +779,6 @@ def patients_section(ctx: _Context) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Placeholders: EMG, intensity and responders, safety
-# ---------------------------------------------------------------------------------------------
-def placeholder_sections(ctx: _Context) -> dict[str, Any]:
-    """Facts for the placeholder sections (what was received; nothing is analysed)."""
-    counts = ctx.results.validation.get("counts") or {}
-    return {
-        "emg_assessments": integer(counts["emg_assessments"])
-        if "emg_assessments" in counts
-        else None,
-        "emg_subjects": integer(counts["emg_subjects"]) if "emg_subjects" in counts else None,
-        "adverse_events": integer(counts["adverse_events"]) if "adverse_events" in counts else None,
-        "serious": integer(counts["serious_adverse_events"])
-        if "serious_adverse_events" in counts
-        else None,
-    }
-
-
-# ---------------------------------------------------------------------------------------------
 # 10. Methods
 # ---------------------------------------------------------------------------------------------
 def _model_config(ctx: _Context, model: str) -> tuple[dict[str, Any], str]:
@@ -821,6 +810,8 @@ def _sampler(ctx: _Context, model: str) -> dict[str, Any]:
 
 def methods_section(ctx: _Context) -> dict[str, Any]:
     """Methods in words, from the resolved config and the fits' recorded settings."""
+    from crampstats.report import secondary
+
     versions = ctx.results.provenance.get("versions") or {}
     arms = [str(a) for a in ctx.config.get("arms") or []]
     freq = ctx.tables["frequentist"]
@@ -878,6 +869,8 @@ def methods_section(ctx: _Context) -> dict[str, Any]:
         "statsmodels": _text(versions.get("statsmodels")),
         "crampstats": _text(versions.get("crampstats")),
         "has_diary_counts": bool(diary),
+        "secondary": secondary.methods_models(ctx),
+        "secondary_notes": secondary.methods_notes(ctx),
     }
 
 
@@ -964,6 +957,8 @@ def report_context(results: Results) -> dict[str, Any]:
     dict
         Template context.
     """
+    from crampstats.report import secondary
+
     ctx = _Context(results)
     sections = {
         "summary": summary_section(ctx),
@@ -975,6 +970,10 @@ def report_context(results: Results) -> dict[str, Any]:
         "course": course_section(ctx),
         "checking": checking_section(ctx),
         "patients": patients_section(ctx),
+        "emg": secondary.emg_section(ctx),
+        "intensity": secondary.intensity_section(ctx),
+        "safety": secondary.safety_section(ctx),
+        "outcomes": secondary.outcomes_section(ctx),
         "methods": methods_section(ctx),
         "provenance": provenance_section(ctx),
     }
@@ -991,21 +990,17 @@ def report_context(results: Results) -> dict[str, Any]:
         ("emg", "EMG endpoints"),
         ("intensity", "Intensity and responders"),
         ("safety", "Safety"),
+        ("outcomes", "Outcome-measure properties"),
         ("methods", "Methods"),
         ("provenance", "Provenance"),
     ]
-    nav = [
-        {"id": key, "title": title}
-        for key, title in titles
-        if key in ("emg", "intensity", "safety") or sections.get(key) is not None
-    ]
+    nav = [{"id": key, "title": title} for key, title in titles if sections.get(key) is not None]
     css = files("crampstats.report").joinpath("templates/report.css").read_text("utf-8")
     return {
         **sections,
         "nav": nav,
         "css": Markup(css),  # packaged, trusted file
         "failures": failed_diagnostics(ctx),
-        "placeholders": placeholder_sections(ctx),
         "trial_id": ctx.trial_id,
         "design": ctx.design or "not recorded",
         "endpoint": str(results.provenance.get("endpoint") or "cramp_frequency"),

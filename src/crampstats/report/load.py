@@ -16,13 +16,26 @@ import pandas as pd
 
 from crampstats.errors import CrampstatsError
 
-#: The tables ``crampstats analyze`` writes into ``tables/`` (crampstats.compare column lists).
-TABLES = ("effects", "frequentist", "diagnostics", "loo", "rankings", "patients", "ppc", "course")
+#: The tables ``crampstats analyze`` writes into ``tables/``: the cramp-frequency tables
+#: (crampstats.compare column lists), then the secondary endpoints' (crampstats.secondary.TABLES).
+TABLES = (
+    "effects", "frequentist", "diagnostics", "loo", "rankings", "patients", "ppc", "course",
+    "effects_secondary", "diagnostics_secondary", "safety", "safety_signals", "serious_events",
+    "cramp_potential", "locations", "outcome_measures",
+)  # fmt: skip
+
+#: Secondary endpoints (crampstats.secondary.ENDPOINTS, repeated so that reading a results folder
+#: imports no sampler); the run's model list in provenance.json names them beside the count models.
+SECONDARY_ENDPOINTS = (
+    "ctf", "afterdischarge", "cramp_potential", "intensity", "responder", "safety", "location",
+    "outcome_measures",
+)  # fmt: skip
 
 #: Columns read as text whatever they look like: ids such as ``NA`` or ``001`` stay as written.
 TEXT_COLUMNS = (
     "trial_id", "endpoint", "model", "arm", "comparator", "subject_id", "twin", "note",
-    "status", "reasons", "label", "unit", "data", "period", "model_id",
+    "status", "reasons", "label", "unit", "data", "period", "model_id", "measure", "category",
+    "visit", "location", "property", "term",
 )  # fmt: skip
 
 
@@ -66,16 +79,25 @@ class Results:
 
     @property
     def models(self) -> list[str]:
-        """Models of the run, primary first (provenance, else the order of ``effects.csv``)."""
+        """Count models of the run, primary first (provenance, else the order of ``effects.csv``).
+
+        The secondary endpoints that provenance lists beside the count models are left out:
+        their results are in the secondary tables, not in ``effects.csv``.
+        """
         listed = self.provenance.get("models")
         if listed:
-            return [str(m) for m in listed]
+            return [str(m) for m in listed if str(m) not in SECONDARY_ENDPOINTS]
         effects = self.tables["effects"]
         return list(dict.fromkeys(effects["model"].astype(str))) if len(effects) else []
 
 
 def read_csv_table(path: Path) -> pd.DataFrame:
-    """Read one result table; id-like columns as text, only empty cells as missing."""
+    """Read one result table; id-like columns as text, only empty cells as missing.
+
+    An empty file (not even a header) gives an empty frame without columns, as an absent one.
+    """
+    if path.stat().st_size == 0:
+        return pd.DataFrame()
     header = pd.read_csv(path, nrows=0).columns
     dtype = {c: "string" for c in header if c in TEXT_COLUMNS}
     return pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])

@@ -28,7 +28,9 @@ def num(x: Any, digits: int = 2) -> str:
     """Format a number with ``digits`` decimals (a dash when missing)."""
     if is_missing(x):
         return MISSING
-    return f"{float(x):.{digits}f}"
+    out = f"{float(x):.{digits}f}"
+    # a small negative number rounds to "-0.00": no sign for a value shown as zero
+    return out[1:] if out.startswith("-") and not out.strip("-0.") else out
 
 
 def integer(x: Any) -> str:
@@ -216,9 +218,14 @@ MODEL_ROLE = {
     "multi_trial": "several trials together",
 }
 
-#: Prior families and meanings of the ``prior_<name>_mu`` / ``prior_<name>_sd`` settings.
-PRIORS = {
-    "alpha": ("Normal", "control arm's log daily cramp rate at the mean run-in rate"),
+#: Prior families and meanings of the ``prior_<name>_mu`` / ``prior_<name>_sd`` settings of the
+#: count models; a third element names the unit of ``exp(mu)``, stated as the prior median.
+PRIORS: dict[str, tuple[str, ...]] = {
+    "alpha": (
+        "Normal",
+        "control arm's log daily cramp rate at the mean run-in rate",
+        "cramps a day",
+    ),
     "log_rr": ("Normal", "log rate ratio of each active arm versus control"),
     "b": ("Normal", "slope on the centred log run-in rate"),
     "beta": ("Normal", "coefficient per SD of a numeric covariate or per level of a category"),
@@ -232,13 +239,25 @@ PRIORS = {
 }
 
 
-def prior_lines(model_config: Mapping[str, Any]) -> list[str]:
+def prior_lines(
+    model_config: Mapping[str, Any], known: Mapping[str, tuple[str, ...]] | None = None
+) -> list[str]:
     """Describe the priors of a model config, one line per parameter.
 
     ``prior_<name>_mu`` and ``prior_<name>_sd`` pairs become ``name ~ Family(mu, sd)``; a
     missing ``mu`` means 0. Unknown prior settings are listed as they are. The covariate prior
     is left out when there are no covariates, the trend prior when ``trend`` is false.
+
+    Parameters
+    ----------
+    model_config
+        The model config.
+    known
+        Family, meaning and optionally the unit of ``exp(mu)`` of each prior name (default
+        :data:`PRIORS`, the count models'); a model whose parameters mean something else passes
+        its own (``{}``: list every prior's settings as they are).
     """
+    known = PRIORS if known is None else known
     groups: dict[str, dict[str, Any]] = {}
     for key in sorted(model_config):
         if not key.startswith("prior_"):
@@ -259,10 +278,10 @@ def prior_lines(model_config: Mapping[str, Any]) -> list[str]:
         groups.pop("carryover", None)
     lines = []
     for name, parts in groups.items():
-        family, meaning = PRIORS.get(name, ("", ""))
+        family, meaning, *unit = known.get(name, ("", ""))
         if "value" in parts or not family:
             shown = ", ".join(f"{k} = {_value(v)}" for k, v in parts.items())
-            lines.append(f"prior {name}: {shown}")
+            lines.append(f"prior {name}: {shown}" + (f" ({meaning})" if meaning else ""))
             continue
         mu, sd = parts.get("mu", 0.0), parts.get("sd")
         if family == "HalfNormal":
@@ -271,8 +290,8 @@ def prior_lines(model_config: Mapping[str, Any]) -> list[str]:
         text = f"{name} ~ {family}({_value(mu)}, {_value(sd)})"
         if family == "LogNormal" and not is_missing(mu):
             text += f", i.e. median {math.exp(float(mu)):.3g}"
-        elif name == "alpha" and not is_missing(mu):
-            text += f", i.e. a median of {math.exp(float(mu)):.3g} cramps a day"
+        elif unit and not is_missing(mu):
+            text += f", i.e. a median of {math.exp(float(mu)):.3g} {unit[0]}"
         lines.append(f"{text}: {meaning}")
     return lines
 
@@ -294,3 +313,225 @@ def _value(v: Any) -> str:
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]" if v else "none"
     return str(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Secondary endpoints
+# ---------------------------------------------------------------------------------------------
+#: Reader's names of the endpoints of ``effects_secondary.csv`` and ``outcome_measures.csv``.
+ENDPOINT_LABEL = {
+    "cramp_frequency": "cramp frequency",
+    "ctf": "cramp threshold frequency (CTF)",
+    "afterdischarge": "after-discharge grade",
+    "cramp_potential": "cramp potential frequency",
+    "intensity": "cramp intensity",
+    "responder": "responders",
+    "safety": "adverse events",
+    "location": "cramp location",
+    "afterdischarge_grade": "after-discharge grade",
+    "cramp_frequency_vs_ctf": "cramp frequency and CTF",
+}
+
+#: Short names of the endpoints, for table cells and figure labels.
+ENDPOINT_SHORT = {
+    "cramp_frequency": "cramp frequency",
+    "ctf": "CTF",
+    "afterdischarge": "after-discharge grade",
+    "afterdischarge_grade": "after-discharge grade",
+    "cramp_frequency_vs_ctf": "cramp frequency vs CTF",
+    "intensity": "intensity",
+    "responder": "responders",
+    "safety": "adverse events",
+}
+
+
+def endpoint_short(endpoint: Any) -> str:
+    """Return the short name of an endpoint id (its reader's name when it has none)."""
+    return ENDPOINT_SHORT.get(str(endpoint), endpoint_label(endpoint))
+
+
+#: Reader's names of the effect measures of ``effects_secondary.csv``.
+MEASURE_LABEL = {
+    "ratio_of_medians": "ratio of medians",
+    "odds_ratio_lower_grade": "odds ratio of a lower grade",
+    "difference_in_mean_intensity": "difference in means",
+    "risk_difference": "risk difference",
+    "risk_ratio": "risk ratio",
+}
+
+
+def endpoint_label(endpoint: Any) -> str:
+    """Return the reader's name of an endpoint id (the id itself when unknown)."""
+    return ENDPOINT_LABEL.get(str(endpoint), label(endpoint))
+
+
+def effect_label(endpoint: Any, measure: Any) -> str:
+    """Name an endpoint's effect measure for a table cell, e.g. ``CTF: ratio of medians``."""
+    name, category = measure_label(measure)
+    head = endpoint_short(endpoint)
+    return f"{head}: {name}" + (f", {category}" if category else "")
+
+
+def measure_label(measure: Any) -> tuple[str, str | None]:
+    """Split a measure such as ``risk_ratio:cinchonism`` into its reader's name and category.
+
+    Returns
+    -------
+    tuple
+        ``(name, category)``; the category is ``None`` for a measure without one.
+    """
+    base, sep, category = str(measure).partition(":")
+    return MEASURE_LABEL.get(base, label(base)), (category if sep else None)
+
+
+#: What each secondary model is (design.md's catalogue and the output contract of issue 7); the
+#: priors are listed beside it from the model config recorded with the fit.
+SECONDARY_MODEL_TEXT = {
+    "ctf": (
+        "The cramp threshold frequency (CTF: the lowest stimulation frequency that induced a "
+        "cramp) at the end of treatment was modelled as log-normal, with the subject's log "
+        "baseline CTF as covariate and each active arm's shift of the log median versus "
+        "control. The stimulation protocol only brackets the threshold between two frequency "
+        "steps, and a subject in whom no cramp was induced up to the maximum frequency is "
+        "right-censored there: the likelihood uses these intervals exactly (interval and right "
+        "censoring) rather than treating the recorded step as the threshold. Subjects without "
+        "an end-of-treatment CTF are not analysed. The effect is the ratio of the arm's median "
+        "CTF to control's; above 1 means a higher threshold, muscles that cramp less easily "
+        "(benefit)."
+    ),
+    "afterdischarge": (
+        "The after-discharge grade on 1 Hz repetitive nerve stimulation (0 none, 1-3 increasing "
+        "after-discharges, 4 a continuous cramp potential; a descriptive scale, not a validated "
+        "one) at the end of treatment was modelled with a cumulative-logit (proportional odds) "
+        "ordinal model with four ordered cutpoints, the subject's baseline grade as a centred "
+        "numeric covariate, and one log odds ratio per active arm. Subjects without an "
+        "end-of-treatment grade are not analysed. The effect is the odds ratio of a lower "
+        "grade with the arm versus control; above 1 is benefit."
+    ),
+    "intensity": (
+        "Each subject's mean cramp intensity (0-10) over the rated treatment-period diary days "
+        "was modelled by beta regression of the mean divided by 10 (logit link, squeezed into "
+        "the open interval as in Smithson and Verkuilen 2006), with the logit of the subject's "
+        "run-in mean as covariate; subjects without a rated treatment day are not analysed. "
+        "The effect is the difference in mean intensity, arm minus control, in points of the "
+        "0-10 scale, standardised over the trial's subjects; below 0 means milder cramps "
+        "(benefit)."
+    ),
+    "responder": (
+        "Each subject was classed as a responder when the treatment-period cramp rate was at "
+        "least the prespecified fraction below the run-in rate (rates per diarised day, so "
+        "missing diary days are never counted as days without cramps), and responder status "
+        "was modelled by logistic regression on arm. The effects are the risk difference "
+        "(share of responders, arm minus control; above 0 is benefit) and the risk ratio "
+        "(above 1 is benefit)."
+    ),
+    "safety": (
+        "The number of subjects with at least one adverse event of a category was modelled as "
+        "binomial per arm and category (all randomised subjects as denominators), with each "
+        "active arm's log odds ratios partially pooled across categories around the arm's "
+        "typical log odds ratio, so that a category with one or two events does not swing to "
+        "an extreme estimate. The effects are the risk difference (incidence, arm minus "
+        "control) and the risk ratio per category; below 0 and below 1 mean fewer subjects "
+        "with events on the arm, and P(benefit) is the posterior probability of a lower "
+        "incidence than control. A safety model cannot show that a treatment is safe: with "
+        "few events every interval is wide."
+    ),
+}
+
+#: Families and meanings of the secondary models' priors, per endpoint (the models' docstrings;
+#: a prior not listed is shown with its settings as they are; family "" lists the settings with
+#: the meaning).
+SECONDARY_PRIORS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ctf": {
+        "alpha": ("Normal", "control arm's median log CTF at the mean baseline", "Hz"),
+        "log_ratio": ("Normal", "log ratio of each active arm's median CTF to control's"),
+        "b": ("Normal", "slope on the centred log baseline CTF"),
+        "c": ("Normal", "shift of subjects whose baseline CTF was censored"),
+        "sigma": ("LogNormal", "residual SD of log CTF (mu and sd of log sigma)"),
+    },
+    "afterdischarge": {
+        "grade_probs": ("", "grade probabilities of a control subject at the mean baseline, "
+                        "on whose cumulative logits the cutpoints are centred"),
+        "cutpoint": ("", "SD of the normal prior of each ordered cutpoint around its centre"),
+        "beta": ("Normal", "log odds of a higher grade with each active arm versus control; "
+                 "the odds ratio of a lower grade is exp(-beta)"),
+        "b": ("Normal", "log odds ratio per baseline grade"),
+    },
+    "intensity": {
+        "alpha": ("Normal", "control arm's logit mean intensity / 10 at the mean run-in"),
+        "beta": ("Normal", "logit shift of each active arm's mean intensity versus control"),
+        "b": ("Normal", "slope on the centred logit of the run-in mean"),
+        "phi": ("LogNormal", "precision of the beta distribution (mu and sd of log phi)"),
+    },
+    "responder": {
+        "alpha": ("Normal", "control arm's log odds of response"),
+        "log_or": ("Normal", "log odds ratio of response, each active arm versus control"),
+        "b": ("Normal", "log odds ratio per SD of the run-in log rate"),
+    },
+    "safety": {
+        "mu": ("Normal", "control arm's log odds of an event, per category"),
+        "d": ("Normal", "each active arm's typical log odds ratio across categories"),
+        "sigma": ("HalfNormal", "spread of an arm's log odds ratios across categories"),
+    },
+}  # fmt: skip
+
+#: The frequentist twin of each secondary model, in words (``<endpoint>_twin`` rows; the
+#: models' docstrings). Formatted with ``twin`` and ``level``.
+SECONDARY_TWIN_TEXT = {
+    "ctf": "the same interval-censored log-normal likelihood and terms maximised with "
+    "statsmodels GenericLikelihoodModel, with {level} Wald intervals on the log scale",
+    "afterdischarge": "statsmodels OrderedModel (logit) on the same rows and terms, with "
+    "{level} Wald intervals on the log odds scale",
+    "intensity": "statsmodels BetaModel on the same rows and terms, the standardised "
+    "difference at the maximum-likelihood estimate with a delta-method {level} Wald interval",
+    "responder": "per active arm, the two-sample comparison of proportions of statsmodels "
+    "(confint_proportions_2indep): Newcombe's hybrid score {level} interval for the risk "
+    "difference and the log-adjusted (Gart-Nam) interval for the risk ratio",
+    "safety": "per active arm and category, the two-sample comparison of proportions of "
+    "statsmodels (confint_proportions_2indep), without pooling across categories: Newcombe's "
+    "hybrid score {level} interval for the risk difference and the log-adjusted (Gart-Nam) "
+    "interval for the risk ratio",
+}
+
+
+def twin_text(endpoint: str, level: str) -> str:
+    """Describe the frequentist twin of a secondary model in one sentence."""
+    how = SECONDARY_TWIN_TEXT.get(
+        endpoint, "the same comparison estimated by maximum likelihood, with {level} intervals"
+    ).format(level=level)
+    return f"Frequentist twin ({endpoint}_twin): {how}; it gives no posterior probability."
+
+
+#: Reader's names and meanings of the properties of ``outcome_measures.csv``.
+PROPERTY_TEXT = {
+    "icc": ("ICC", "test-retest reliability on the model's (log) scale: the share of the "
+            "variance that lies between subjects, from repeated measurements before treatment "
+            "(run-in weeks for cramp frequency, the two baseline visits for the CTF); 0 to 1"),
+    "icc_observed": ("ICC (observed scale)", "the same on the scale of the measurement "
+                     "(cramps per week, Hz)"),
+    "sem": ("SEM", "standard error of measurement, in the unit shown"),
+    "mdc95": ("MDC95", "minimal detectable change, 1.96 x sqrt(2) x SEM: the smallest change "
+              "between two measurements of one patient that exceeds measurement error with "
+              "95 % confidence"),
+    "sem_ratio": ("SEM as a factor", "exp(SEM) for the log CTF: measurement error as a factor "
+                  "on the CTF"),
+    "mdc95_ratio": ("MDC95 as a factor", "exp(MDC95) for the log CTF: a change of the CTF by "
+                    "more than this factor is detectable"),
+    "spearman_runin": ("Spearman rho, baseline", "rank correlation between the run-in cramp "
+                       "rate and the baseline CTF: do the two measures agree?"),
+    "spearman_change": ("Spearman rho, change", "rank correlation between the change in "
+                        "cramps per week and the change in log CTF"),
+    "srm": ("SRM", "standardised response mean (mean change / SD of change) in one arm: "
+            "responsiveness"),
+    "n_per_arm_for_power": ("Patients per arm needed", "patients per arm each endpoint would "
+                            "need to detect the effect it showed in this trial with the same "
+                            "power (design in the unit and note): a comparison of the measures, "
+                            "not a trial plan; an interval without upper end is unbounded"),
+}  # fmt: skip
+
+
+def property_label(prop: Any) -> str:
+    """Return the reader's name of an outcome-measure property, ``srm:<arm>`` as ``SRM, <arm>``."""
+    base, sep, arm = str(prop).partition(":")
+    name = PROPERTY_TEXT.get(base, (label(base), ""))[0]
+    return f"{name}, {arm}" if sep else name
