@@ -133,3 +133,17 @@ def test_cli_job_skips_an_endpoint_without_data(tmp_path, capsys):
     loc = tmp_path / "location"
     assert cli.main(["secondary", str(derived), "--endpoint", "location", "--out", str(loc)]) == 0
     assert list(read_endpoint(loc)) == ["locations"]
+
+
+def test_descriptive_tables_of_a_crossover_use_the_treatment_taken():
+    data = ROOT / "data" / "example_crossover"
+    config = load_trial_config(None, data)
+    result = validation.validate(data, config)
+    derived = derive.derive_all(result.tables, dict(result.config))
+    locations = location_table(derived["diary"], derived["periods"])
+    treated = locations[~locations["period"].isin(["run-in", "washout"])]
+    treatments = set(derived["diary"]["treatment"].dropna().astype(str))
+    assert set(treated["arm"]) <= treatments and len(treated)
+    potential = cramp_potential_table(derived["emg"])
+    assert set(potential["arm"]) == {"all"}  # EMG visits carry no treatment; one group per visit
+    assert potential["n"].sum() == derived["emg"]["cramp_potential_hz"].notna().sum()

@@ -172,7 +172,9 @@ def make_endpoint_model(endpoint: str, config: Mapping[str, Any]) -> BayesModel:
         raise CrampstatsError(f"analysis.secondary.model_config.{endpoint}: {exc}") from None
 
 
-def _frame(endpoint: str, derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any]):
+def _frame(
+    endpoint: str, derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any]
+) -> pd.DataFrame:
     module = importlib.import_module(MODELS[endpoint][0])
     build = getattr(module, f"{endpoint}_frame")
     if endpoint == "responder":
@@ -349,8 +351,17 @@ def safety_tables(
     return tables
 
 
+def _group_labels(frame: pd.DataFrame) -> pd.Series:
+    """Arm of each row; in crossover and N-of-1 data (no arm) the treatment taken, else "all"."""
+    labels = pd.Series("all", index=frame.index, dtype="string")
+    for column in ("treatment", "arm"):  # the arm wins where both exist
+        if column in frame:
+            labels = frame[column].astype("string").fillna(labels)
+    return labels
+
+
 def cramp_potential_table(emg: pd.DataFrame) -> pd.DataFrame:
-    """Cramp-potential firing frequency (Hz) by arm and visit: a descriptive table.
+    """Cramp-potential firing frequency (Hz) by arm (or "all" without arms) and visit.
 
     Firing frequencies are right-skewed (log-normal in calibration.md), so the centre is the
     median and the geometric mean, the spread the quartiles and the SD of the log.
@@ -362,6 +373,7 @@ def cramp_potential_table(emg: pd.DataFrame) -> pd.DataFrame:
         time order (by mean study day).
     """
     hz = emg.dropna(subset=["cramp_potential_hz"]).copy()
+    hz["arm"] = _group_labels(hz)
     hz["cramp_potential_hz"] = hz["cramp_potential_hz"].astype(float)
     hz = hz[hz["cramp_potential_hz"] > 0]
     log_hz = np.log(hz["cramp_potential_hz"])
@@ -380,7 +392,7 @@ def cramp_potential_table(emg: pd.DataFrame) -> pd.DataFrame:
 
 
 def location_table(diary: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
-    """Where cramps happen, by arm and period: cramp days and cramps per location.
+    """Where cramps happen, by arm (or treatment taken) and period: cramp days and cramps.
 
     Returns
     -------
@@ -389,8 +401,9 @@ def location_table(diary: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
         among the arm-period's cramp days with a recorded location).
     """
     days = diary[(diary["cramp_count"] > 0) & diary["location"].notna()].copy()
-    if "arm" not in days:
+    if "arm" not in days and "arm" in periods:
         days = days.merge(periods[["subject_id", "arm"]].drop_duplicates(), on="subject_id")
+    days["arm"] = _group_labels(days)
     days["location"] = days["location"].astype(str)
     g = days.groupby(["arm", "period", "location"], observed=True)
     out = g.agg(
