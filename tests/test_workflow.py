@@ -7,6 +7,7 @@ The end-to-end tests run ``snakemake`` in a temporary working directory with the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -113,6 +114,9 @@ def test_run_writes_tables_report_and_is_a_noop_on_rerun(clean_run):
         assert (clean_run / "logs" / "example" / f"secondary_{endpoint}.log").is_file()
     html = (results / "report.html").read_text(encoding="utf-8")
     assert "EMG endpoints" in html and "Safety" in html
+    record = json.loads((results / "provenance.json").read_text(encoding="utf-8"))
+    assert record["secondary_endpoints"] == ["ctf", "intensity", "safety", "location"]
+    assert set(record["secondary_endpoints"]) <= set(record["seeds"])
     proc = _snakemake(clean_run, "-n", "-c", "2")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 

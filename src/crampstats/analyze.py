@@ -213,18 +213,6 @@ def _failed(tables: dict[str, pd.DataFrame]) -> list[str]:
     return failed
 
 
-def _secondary_seeds(folders: list[Path]) -> dict[str, int]:
-    """Seeds recorded in the secondary fits of the workflow's endpoint folders."""
-    import xarray as xr
-
-    seeds = {}
-    for folder in folders:
-        for path in folder.glob("*.nc"):
-            with xr.open_dataset(path, group="posterior", engine="h5netcdf") as post:
-                seeds[path.stem] = int(post.attrs["crampstats_seed"])
-    return seeds
-
-
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
     """Write every result table as ``<folder>/<name>.csv`` (folder must exist)."""
     for name, table in tables.items():
@@ -285,8 +273,8 @@ def summarize_fits(
     folders = [Path(f) for f in secondary or []]
     tables.update(combine([read_endpoint(f) for f in folders]))
     failed = _failed(tables)
-    for name, seed in _secondary_seeds(folders).items():
-        seeds[name] = seed
+    analysed = [f.name for f in folders if not (f / "SKIPPED").exists()]
+    seeds.update({name: endpoint_seed(config.get("seed", 0), name) for name in analysed})
     upstream = json.loads((derived_dir / "provenance.json").read_text(encoding="utf-8"))
     inputs = {f"derived/{p.stem}": p for p in sorted(derived_dir.glob("*.parquet"))}
     inputs.update({f"fits/{Path(p).name}": Path(p) for p in fits})
@@ -297,7 +285,7 @@ def summarize_fits(
         inputs,
         config,
         **_run_record(list(records), seeds, config, failed, time.perf_counter() - started),
-        secondary_endpoints=[f.name for f in folders if not (f / "SKIPPED").exists()],
+        secondary_endpoints=analysed,
         data_inputs=upstream.get("validation_inputs", {}),
     )
     with atomic_dir(tables_out) as tmp:
