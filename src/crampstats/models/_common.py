@@ -298,3 +298,11 @@ def nb_pmf_table(mu: np.ndarray, k: np.ndarray | float, max_count: int) -> np.nd
         out[:, c] = stats.nbinom.pmf(c, k, p).mean(axis=(0, 1))
     out[:, max_count] = stats.nbinom.sf(max_count - 1, k, p).mean(axis=(0, 1))
     return out
+
+
+def interval_bounds(level: float) -> tuple[float, float]:
+    """Lower and upper quantiles of the equal-tailed interval with mass ``level``."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    tail = (1.0 - level) / 2.0
+    return tail, 1.0 - tail

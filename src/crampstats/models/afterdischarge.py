@@ -92,6 +92,7 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
+    interval_bounds,
     require_columns,
     subject_keys,
 )
@@ -426,13 +427,6 @@ def _baseline(data: pd.DataFrame, missing: str) -> tuple[np.ndarray, float, int]
 # --------------------------------------------------------------------------------------------
 # Effects
 # --------------------------------------------------------------------------------------------
-def _interval_bounds(level: float) -> tuple[float, float]:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail
-
-
 def afterdischarge_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
     """Odds ratio of a lower grade, every active arm against control, from a fit.
 
@@ -450,7 +444,7 @@ def afterdischarge_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFr
         ``odds_ratio_lower_grade = exp(-beta)`` and ``p_benefit = P(odds ratio > 1)`` (lower
         grades: fewer after-discharges).
     """
-    lo, hi = _interval_bounds(level)
+    lo, hi = interval_bounds(level)
     post = idata["posterior"]
     constants = json.loads(post.attrs[f"{ATTR_PREFIX}constants"])
     rows = []
@@ -514,7 +508,7 @@ def afterdischarge_twin(
     """
     from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-    _, hi = _interval_bounds(level)
+    _, hi = interval_bounds(level)
     model = AfterdischargeModel(
         {
             "control_arm": control_arm,

@@ -92,6 +92,7 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
+    interval_bounds,
     require_columns,
     subject_keys,
 )
@@ -526,13 +527,6 @@ def _baseline(data: pd.DataFrame, missing: str) -> tuple[np.ndarray, float, int]
 # --------------------------------------------------------------------------------------------
 # Effects
 # --------------------------------------------------------------------------------------------
-def _interval_bounds(level: float) -> tuple[float, float]:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail
-
-
 def ctf_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
     """Ratio of median CTF of every active arm to the control arm, from a :class:`CTFModel` fit.
 
@@ -550,7 +544,7 @@ def ctf_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
         ``ratio_of_medians`` and ``p_benefit = P(ratio > 1)`` (a higher threshold: cramps
         harder to induce).
     """
-    lo, hi = _interval_bounds(level)
+    lo, hi = interval_bounds(level)
     post = idata["posterior"]
     constants = json.loads(post.attrs[f"{ATTR_PREFIX}constants"])
     log_ratio = post["log_ratio"]
@@ -673,7 +667,7 @@ def ctf_twin(
     from statsmodels.base.model import GenericLikelihoodModel
     from statsmodels.tools.numdiff import approx_fprime
 
-    _, hi = _interval_bounds(level)
+    _, hi = interval_bounds(level)
     model, prepared, X, active, names = _twin_design(
         frame, control_arm, arms, missing_baseline, baseline_censored
     )
@@ -751,7 +745,7 @@ def ctf_naive_twin(
     """
     import statsmodels.api as sm
 
-    _, hi = _interval_bounds(level)
+    _, hi = interval_bounds(level)
     require_columns(frame, ["ctf_hz"], "ctf data")
     model, _, X, active, _ = _twin_design(
         frame, control_arm, arms, missing_baseline, baseline_censored

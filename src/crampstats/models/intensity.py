@@ -83,6 +83,7 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
+    interval_bounds,
     require_columns,
     subject_keys,
 )
@@ -429,13 +430,6 @@ def _baseline(data: pd.DataFrame, n: int, missing: str) -> tuple[np.ndarray, flo
 # --------------------------------------------------------------------------------------------
 # Effects
 # --------------------------------------------------------------------------------------------
-def _interval_bounds(level: float) -> tuple[float, float]:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail
-
-
 def standardised_difference(
     alpha: Any, beta: Any, b: Any, x: np.ndarray, n_squeeze: int
 ) -> np.ndarray:
@@ -479,7 +473,7 @@ def intensity_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
         ``difference_in_mean_intensity`` (0-10 scale) and ``p_benefit = P(difference < 0)``
         (lower intensity).
     """
-    lo, hi = _interval_bounds(level)
+    lo, hi = interval_bounds(level)
     post = idata["posterior"]
     constants = json.loads(post.attrs[f"{ATTR_PREFIX}constants"])
     x = idata["constant_data"]["x_baseline"].values
@@ -543,7 +537,7 @@ def intensity_twin(
     """
     from statsmodels.othermod.betareg import BetaModel
 
-    _, hi = _interval_bounds(level)
+    _, hi = interval_bounds(level)
     model = IntensityModel(
         {
             "control_arm": control_arm,

@@ -88,6 +88,7 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
+    interval_bounds,
     require_columns,
     subject_keys,
 )
@@ -371,13 +372,6 @@ def _standardised_baseline(data: pd.DataFrame) -> tuple[np.ndarray, float, float
 # --------------------------------------------------------------------------------------------
 # Effects
 # --------------------------------------------------------------------------------------------
-def _interval_bounds(level: float) -> tuple[float, float]:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail
-
-
 def response_probabilities(idata: xr.DataTree) -> xr.DataArray:
     """Posterior probability of response under each arm, control first.
 
@@ -422,7 +416,7 @@ def responder_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
         active arm, ``risk_difference`` and ``risk_ratio`` (posterior median and interval);
         more responders is better, ``p_benefit = P(risk_difference > 0)`` on both rows.
     """
-    lo, hi = _interval_bounds(level)
+    lo, hi = interval_bounds(level)
     probs = response_probabilities(idata)
     control = str(probs["arm"].values[0])
     p0 = np.ravel(probs.isel(arm=0).values)
@@ -550,7 +544,7 @@ def responder_twin(
         maximum-likelihood estimate. ``attrs``: ``converged`` (True: closed form),
         ``rd_method``, ``rr_method``.
     """
-    _interval_bounds(level)
+    interval_bounds(level)
     model = ResponderModel({"control_arm": control_arm, "arms": None if arms is None else arms})
     prepared = model.prepare(frame)
     y, arm_idx = prepared.data["y"], prepared.data["arm_idx"]

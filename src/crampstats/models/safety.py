@@ -90,6 +90,7 @@ from crampstats.models._common import (
     ModelDataError,
     arm_coding,
     as_float,
+    interval_bounds,
     require_columns,
     subject_keys,
 )
@@ -360,13 +361,6 @@ def _logits(idata: xr.DataTree) -> xr.DataArray:
 # --------------------------------------------------------------------------------------------
 # Effects
 # --------------------------------------------------------------------------------------------
-def _interval_bounds(level: float) -> tuple[float, float]:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail
-
-
 def incidence_probabilities(idata: xr.DataTree) -> xr.DataArray:
     """Posterior probability of an event per arm (control first) and category.
 
@@ -400,7 +394,7 @@ def safety_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
         and category two rows, ``risk_difference:<category>`` and ``risk_ratio:<category>``.
         Fewer events is better: ``p_benefit = P(risk_difference < 0)`` on both rows.
     """
-    lo, hi = _interval_bounds(level)
+    lo, hi = interval_bounds(level)
     probs = incidence_probabilities(idata)
     control = str(probs["arm"].values[0])
     rows = []
@@ -465,7 +459,7 @@ def safety_twin(
         NaN when the control arm has no event of the category (its interval is still given).
         ``attrs``: ``converged`` (True: closed form), ``rd_method``, ``rr_method``.
     """
-    _interval_bounds(level)
+    interval_bounds(level)
     model = SafetyModel(
         {
             "control_arm": control_arm,
