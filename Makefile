@@ -13,6 +13,8 @@ run: setup
 test: setup
 	@echo "[test] ruff check"
 	@$(VENV)/ruff check .
+	@echo "[test] import layers (lint-imports)"
+	@$(VENV)/lint-imports --no-cache
 	@echo "[test] fast tests"
 	@$(VENV)/pytest -m "not slow" -q --durations=10
 	@echo "[test] slow statistical tests"
@@ -26,6 +28,7 @@ test-slow: setup
 
 lint: setup
 	@$(VENV)/ruff check .
+	@$(VENV)/lint-imports --no-cache
 
 # Recompile the pins after changing dependencies in pyproject.toml.
 constraints: setup

@@ -2,14 +2,14 @@
 
 Run:  .venv/bin/python benchmarks/bench_models.py [--repeats 3] [--skip-pymc]
 
-Data (design.md, "What we measured"): a simulated parallel trial, 5 arms x 40 subjects x
-12 weekly counts, gamma frailty k = 3, 0.9 cramps/day (calibration.md defaults), 2-week run-in.
+Data (docs/design.md, "What we measured"): a simulated parallel trial, 5 arms x 40 subjects x
+12 weekly counts, gamma frailty k = 3, 0.9 cramps/day (docs/calibration.md defaults), 2-week run-in.
 Sampling: 4 chains x 1000 draws (+1000 tune), cores = 2 for every system.
 
 - ``pm.sample``: on weekly counts
   ``NB(mu_ij, k)``, ``log mu_ij = log exposure + alpha + log_rr[arm] + b x_i + g t_j + sigma z_i``,
   ``z_i ~ N(0, 1)`` (non-centred lognormal subject effects, 200 extra parameters), run twice:
-  with ``nuts_sampler="pymc"`` (PyMC's own NUTS: design.md's "PyMC default NUTS" row, and the
+  with ``nuts_sampler="pymc"`` (PyMC's own NUTS: docs/design.md's "PyMC default NUTS" row, and the
   baseline of the 20x goal) and with no ``nuts_sampler`` argument, which in PyMC >= 6 selects
   nutpie when it is installed. Wall times include PyMC's own compilation.
 - ``frailty_weekly`` / ``nb_totals``: ``model.fit`` with the compiled model cached (warm);

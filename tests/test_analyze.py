@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import EXAMPLE, EXAMPLE_ARMS
 
 from crampstats import cli
-from crampstats.compare import EFFECTS_COLUMNS
+from crampstats.compare.tables import EFFECTS_COLUMNS
 from crampstats.secondary import EFFECTS_COLUMNS as SECONDARY_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "data" / "example"
 TRUTH = json.loads((EXAMPLE / "truth.json").read_text())
 
 FAST = {"sampler": {"chains": 4, "draws": 500, "tune": 500, "cores": 2}}
@@ -32,7 +31,7 @@ def _config(tmp_path: Path, name: str = "trial.yaml", **analysis) -> Path:
         "trial_id": "example",
         "design": "parallel",
         "control_arm": "placebo",
-        "arms": ["placebo", "mexiletine", "quinine", "vitamin_b_complex", "magnesium"],
+        "arms": EXAMPLE_ARMS,
         "seed": 7,
         "analysis": {**FAST, **analysis},
     }

@@ -11,8 +11,10 @@ from scipy import stats
 from crampstats.decisions import (
     absolute_difference,
     decision_table,
+    probability_below,
     rank_probabilities,
     rate_ratio_summary,
+    rule_met,
 )
 
 ARMS = ["mexiletine", "quinine", "magnesium"]
@@ -147,3 +149,19 @@ def test_decision_table_joins_everything(posterior):
     for col in ("rr_median", "p_rr_lt_threshold", "difference_mean", "p_best", "sucra"):
         assert col in table
     assert "placebo" not in set(table["arm"])
+
+
+def test_rule_probability_and_decision(posterior):
+    # P(RR < t) is the share of draws strictly below log t; the rule is met strictly above
+    draws = np.log([[0.5, 0.7, 0.75, 0.8, 1.2], [0.6, 0.6, 0.6, 0.6, 0.6]])
+    p = probability_below(draws, np.log(0.75))
+    np.testing.assert_array_equal(p, [0.4, 1.0])
+    np.testing.assert_array_equal(rule_met(p, 0.4), [False, True])
+    # the table's probabilities are these (the power simulation calls them too)
+    table = rate_ratio_summary(posterior, threshold=0.75)
+    values = posterior["posterior"]["log_rr"].transpose("arm", "chain", "draw").values
+    values = values.reshape(len(ARMS), -1)
+    np.testing.assert_array_equal(table["p_rr_lt_1"], probability_below(values, 0.0))
+    np.testing.assert_array_equal(
+        table["p_rr_lt_threshold"], probability_below(values, np.log(0.75))
+    )

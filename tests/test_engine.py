@@ -11,6 +11,7 @@ import nutpie
 import pytest
 
 from crampstats import engine
+from crampstats.catalogue import count_entry
 from crampstats.engine import (
     StaleFitError,
     diagnose,
@@ -19,7 +20,7 @@ from crampstats.engine import (
     save_fit,
 )
 from crampstats.errors import CrampstatsError
-from crampstats.models import FrailtyWeekly, NBTotals, get_model
+from crampstats.models import FrailtyWeekly, NBTotals
 from crampstats.models.synthetic import simulate_parallel_trial
 
 RATE_RATIOS = {"placebo": 1.0, "mexiletine": 0.5, "quinine": 0.75, "magnesium": 0.96}
@@ -189,8 +190,8 @@ def test_config_keys_are_checked():
     with pytest.raises(ValueError, match="prior_rr_sd"):
         NBTotals({"prior_rr_sd": 1})
     with pytest.raises(KeyError, match="no_such_model"):
-        get_model("no_such_model")
-    assert isinstance(get_model("nb_totals", {"control_arm": "pbo"}), NBTotals)
+        count_entry("no_such_model")
+    assert isinstance(count_entry("nb_totals").model({"control_arm": "pbo"}), NBTotals)
 
 
 def test_attrs_and_roundtrip(two_fits, tmp_path):

@@ -11,18 +11,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from crampstats import __version__
-from crampstats.config import ConfigError
+from crampstats import __version__, derive, simulate
+from crampstats import validate as validation
+from crampstats.analyze import DataRefused, analyze
+from crampstats.catalogue import COUNT_MODELS, ENDPOINTS, count_entry, endpoint_entry
+from crampstats.compare import compare_job
+from crampstats.config import ConfigError, load_trial_config
 from crampstats.errors import CrampstatsError
+from crampstats.fit import fit_job
+from crampstats.power.cli import add_power_parser
+from crampstats.report import write_report
+from crampstats.secondary import secondary_job
+from crampstats.simulate.design import load_design
 
 #: Exit codes: 0 success, 1 data refused or diagnostics failed, 2 usage or configuration error.
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from crampstats import validation
-    from crampstats.config import load_trial_config
-
     config = load_trial_config(args.config, args.data_dir)
     result = validation.validate(args.data_dir, config)
     if not result.ok:
@@ -36,8 +42,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_derive(args: argparse.Namespace) -> int:
-    from crampstats import derive, validation
-
     validated = validation.read_validated(args.validated_dir)
     derived = derive.derive_all(validated.tables, validated.config)
     derive.write_derived(derived, args.out, validated)
@@ -47,9 +51,6 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from crampstats import simulate
-    from crampstats.design import load_design
-
     design = load_design(args.design)
     trial = simulate.simulate(design, args.seed)
     simulate.write_trial(trial, args.out)
@@ -59,8 +60,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from crampstats.analyze import DataRefused, analyze
-
     def echo(line: str) -> None:
         print(line, flush=True)
 
@@ -83,27 +82,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from crampstats.fit import fit_to_file
-
     print(f"fitting {args.model} to {args.derived_dir}", flush=True)
-    fit_to_file(args.derived_dir, args.model, args.out, cores=args.cores)
+    fit_job(args.derived_dir, count_entry(args.model), args.out, cores=args.cores)
     print(f"wrote {args.out}")
     return EXIT_OK
 
 
 def _cmd_secondary(args: argparse.Namespace) -> int:
-    from crampstats.secondary import endpoint_to_folder
-
     print(f"analysing {args.endpoint} of {args.derived_dir}", flush=True)
-    result = endpoint_to_folder(args.derived_dir, args.endpoint, args.out, cores=args.cores)
-    print(f"{'skipped (no data)' if result is None else 'wrote'} {args.out}")
+    secondary_job(args.derived_dir, endpoint_entry(args.endpoint), args.out, cores=args.cores)
+    print(f"wrote {args.out}")
     return EXIT_OK
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from crampstats.analyze import summarize_fits
-
-    outcome = summarize_fits(
+    outcome = compare_job(
         args.derived_dir, args.fits, args.out, args.provenance, secondary=args.secondary
     )
     print(f"wrote {args.out} and {args.provenance}")
@@ -118,8 +111,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from crampstats.report import write_report
-
     out = args.out if args.out is not None else args.results_dir / "report.html"
     write_report(args.results_dir, out)
     print(f"report: {out.resolve()}")
@@ -176,19 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_analyze)
 
-    from crampstats.fit import CATALOGUE
-    from crampstats.secondary import ENDPOINTS
 
     p = sub.add_parser("fit", help="fit one model to a derived folder (one workflow job)")
     p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
-    p.add_argument("--model", required=True, choices=CATALOGUE, help="catalogue model id")
+    p.add_argument(
+        "--model", required=True, choices=[m.id for m in COUNT_MODELS], help="catalogue model id"
+    )
     p.add_argument("--out", type=Path, required=True, help="fit file (.nc)")
     p.add_argument("--cores", type=int, help="chains sampled in parallel")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("secondary", help="analyse one secondary endpoint (one workflow job)")
     p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
-    p.add_argument("--endpoint", required=True, choices=ENDPOINTS, help="secondary endpoint id")
+    p.add_argument(
+        "--endpoint", required=True, choices=[e.id for e in ENDPOINTS], help="secondary endpoint id"
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for its tables and fit")
     p.add_argument("--cores", type=int, help="chains sampled in parallel")
     p.set_defaults(func=_cmd_secondary)
@@ -215,7 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the simulated trial")
     p.set_defaults(func=_cmd_simulate)
 
-    from crampstats.power.cli import add_power_parser
 
     add_power_parser(sub)  # `power run ...` and `power summarize DIR`
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -121,17 +122,39 @@ def load_trial_config(path: str | Path | None = None, data_dir: str | Path | Non
     raw = read_yaml(path)
     if "trials" not in raw:
         return check(raw, "trial", str(path))
-    entry = _trial_entry(raw["trials"], path, data_dir)
+    return trial_config(raw, _trial_entry(raw["trials"], path, data_dir), str(path))
+
+
+def trial_config(main: Mapping[str, Any], entry: Mapping[str, Any], source: str) -> dict:
+    """Resolve one trial of a main configuration: its entry over the settings of every trial.
+
+    Parameters
+    ----------
+    main
+        The main configuration (``seed``, ``analysis``, ``trials``), as read or as the
+        Snakemake workflow holds it.
+    entry
+        The trial's entry of ``trials``, with ``trial_id`` set to its name.
+    source
+        Where the configuration came from (named in error messages).
+
+    Returns
+    -------
+    dict
+        The validated trial configuration: the mapping file the entry's ``columns`` key names,
+        then the main ``seed`` and ``analysis`` (deep-merged with the entry's own ``analysis``),
+        then the entry's other keys.
+    """
     merged: dict[str, Any] = {}
     if entry.get("columns"):
         merged = read_yaml(entry["columns"])
     # main-config settings that apply to every trial; a trial's own entry wins
-    if "seed" in raw:
-        merged["seed"] = raw["seed"]
-    if isinstance(raw.get("analysis"), dict):
-        merged["analysis"] = _deep_merge(raw["analysis"], entry.get("analysis") or {})
+    if "seed" in main:
+        merged["seed"] = main["seed"]
+    if isinstance(main.get("analysis"), dict):
+        merged["analysis"] = _deep_merge(main["analysis"], entry.get("analysis") or {})
     merged.update({k: v for k, v in entry.items() if k not in ("data", "columns", "analysis")})
-    return check(merged, "trial", f"{path} (trial {merged.get('trial_id', '?')})")
+    return check(merged, "trial", f"{source} (trial {merged.get('trial_id', '?')})")
 
 
 def _trial_entry(trials: Any, path: Path, data_dir: str | Path | None) -> dict[str, Any]:

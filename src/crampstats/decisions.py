@@ -6,26 +6,36 @@ arm); nothing is fitted, written or printed. Inputs may be a fit (``xarray.DataT
 sample dims ``chain, draw`` (or an already stacked ``sample``) and an ``arm`` dim of the active
 arms.
 
-Quantities (design.md, "compare"): rate ratio median and equal-tailed interval, P(RR < 1),
-P(RR < threshold) with the default threshold 0.75 (calibration.md, "Gaps": no published MCID,
+Quantities (docs/design.md, "compare"): rate ratio median and equal-tailed interval, P(RR < 1),
+P(RR < threshold) with the default threshold 0.75 (docs/calibration.md, "Gaps": no published MCID,
 a 25 % reduction is the named assumption), the absolute difference in cramps per week
 standardised over the trial's subjects, and ranking probabilities with SUCRA.
+
+The decision rule "P(RR < threshold | data) > probability" is :func:`probability_below` and
+:func:`rule_met`; the analysis tables and the power simulation (:mod:`crampstats.power.run`)
+both call them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from crampstats.numerics import interval_bounds
+
 __all__ = [
     "absolute_difference",
     "decision_table",
+    "probability_below",
     "rank_probabilities",
     "rate_ratio_summary",
+    "rule_met",
 ]
 
-DEFAULT_THRESHOLD = 0.75  # calibration.md, Gaps: MCID assumption, RR 0.75
+DEFAULT_THRESHOLD = 0.75  # docs/calibration.md, Gaps: MCID assumption, RR 0.75
 
 
 def _draws(obj: xr.DataTree | xr.Dataset | xr.DataArray, var_name: str) -> xr.DataArray:
@@ -44,11 +54,42 @@ def _draws(obj: xr.DataTree | xr.Dataset | xr.DataArray, var_name: str) -> xr.Da
     return obj.transpose(..., "sample")
 
 
-def _interval(level: float) -> tuple[float, float]:
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail
+def probability_below(log_rr: Any, log_threshold: float) -> np.ndarray:
+    """Posterior probability that the rate ratio is below ``exp(log_threshold)``.
+
+    ``P(RR < t | data) = (1/S) sum_s 1[log_rr_s < log t]`` over the ``S`` draws.
+
+    Parameters
+    ----------
+    log_rr
+        Draws of the log rate ratio, draws on the last axis (any leading axes, e.g. arms).
+    log_threshold
+        ``log t`` (0 for ``P(RR < 1)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The probabilities, shape of ``log_rr`` without its last axis (0-d for one arm).
+    """
+    return (np.asarray(log_rr) < log_threshold).mean(axis=-1)
+
+
+def rule_met(probability: Any, required: float) -> np.ndarray:
+    """Decision rule: success when ``P(RR < threshold | data) > required`` (strictly).
+
+    Parameters
+    ----------
+    probability
+        :func:`probability_below` of the rule's threshold.
+    required
+        The rule's probability (e.g. 0.975).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, shape of ``probability``.
+    """
+    return np.asarray(probability) > required
 
 
 def rate_ratio_summary(
@@ -87,7 +128,7 @@ def rate_ratio_summary(
     """
     if threshold <= 0:
         raise ValueError(f"threshold must be a positive rate ratio, got {threshold}")
-    lo, hi = _interval(level)
+    lo, hi = interval_bounds(level)
     draws = _draws(posterior, var_name)
     values = draws.values.reshape(-1, draws.sizes["sample"])
     q = np.quantile(values, [0.5, lo, hi], axis=-1)
@@ -97,8 +138,8 @@ def rate_ratio_summary(
             "rr_median": np.exp(q[0]),
             "rr_lower": np.exp(q[1]),
             "rr_upper": np.exp(q[2]),
-            "p_rr_lt_1": (values < 0).mean(axis=-1),
-            "p_rr_lt_threshold": (values < np.log(threshold)).mean(axis=-1),
+            "p_rr_lt_1": probability_below(values, 0),
+            "p_rr_lt_threshold": probability_below(values, np.log(threshold)),
         }
     )
     out.attrs.update(level=level, threshold=threshold)
@@ -144,7 +185,7 @@ def absolute_difference(
         Columns ``arm, control_per_week, arm_per_week`` (posterior means),
         ``difference_mean, difference_median, difference_lower, difference_upper``.
     """
-    lo, hi = _interval(level)
+    lo, hi = interval_bounds(level)
     draws = _draws(posterior, var_name)
     rate = _draws(control_log_rate, "control_log_rate")
     if rate.sizes["sample"] != draws.sizes["sample"]:

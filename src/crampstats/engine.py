@@ -6,7 +6,7 @@ The pattern follows pymc-extras' ``ModelBuilder``: a model is a small object wit
 ``pm.Model`` whose data are all ``pm.Data`` containers, and a data setter
 (:meth:`BayesModel.data_kwargs`) that swaps data without rebuilding.
 
-Why this shape (design.md, "What we measured"): compiling a model costs 5-15 s, sampling the
+Why this shape (docs/design.md, "What we measured"): compiling a model costs 5-15 s, sampling the
 integrated-out formulations costs about a second. :meth:`BayesModel.fit` therefore compiles
 with :func:`nutpie.compile_pymc_model` once per model *structure* and per process, and re-samples
 with ``compiled.with_data(...)``. No free parameter has a subject dimension and no data
@@ -16,7 +16,7 @@ rows; only the arms and covariate columns (the structure) must stay the same.
 PyTensor compile directory
 --------------------------
 PyTensor (and therefore this module) keeps compiled code in ``base_compiledir``; parallel jobs
-sharing one directory have dead-locked on its lock (style.md). Give each process its own
+sharing one directory have dead-locked on its lock (docs/design.md). Give each process its own
 directory *before* PyTensor is imported, e.g. ``env=pytensor_compiledir_env(path)`` for a
 subprocess, or :func:`configure_compiledir` at the very top of a script. This module imports
 PyMC, PyTensor and nutpie lazily so that importing it does not fix the directory.
@@ -66,7 +66,7 @@ __all__ = [
 #: Packages whose versions enter a model's id (a new version may change the posterior).
 VERSIONED_PACKAGES = ("crampstats", "pymc", "pytensor", "nutpie", "numpy")
 
-#: Default convergence thresholds (design.md: every fit records them; failing ones are marked).
+#: Default convergence thresholds (docs/design.md: every fit records them; failing ones are marked).
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "rhat_max": 1.01,
     "ess_bulk_min": 400.0,
@@ -241,7 +241,7 @@ class BayesModel(ABC):
     Attributes
     ----------
     name : str
-        Catalogue id of the model (design.md).
+        Catalogue id of the model (docs/design.md).
     default_model_config : dict
         Structure and priors; every key enters :attr:`id`.
     default_sampler_config : dict
@@ -454,7 +454,7 @@ class CountModel(BayesModel):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Observed count of every modelled unit and its posterior predictive pmf.
 
-        Feeds the rootogram (:func:`crampstats.ppc.rootogram`). A unit is what the model's
+        Feeds the rootogram (:func:`crampstats.compare.ppc.rootogram`). A unit is what the model's
         likelihood counts: a subject's total, a subject-week, a subject-period.
 
         Parameters

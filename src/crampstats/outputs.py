@@ -136,3 +136,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """Write a table as CSV deterministically (10 significant digits, Unix line ends)."""
+    df.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Write every result table as ``<folder>/<name>.csv`` (folder must exist)."""
+    for name, table in tables.items():
+        write_csv(table, folder / f"{name}.csv")

@@ -1,9 +1,16 @@
-# Helpers shared by the rules: trials, their models and the final targets.
-from pathlib import Path
+# Helpers shared by the rules: trials, their plans and the final targets.
+#
+# Which models and secondary endpoints a trial gets is decided by the package's planner
+# (crampstats.catalogue.plan_folder: validate the trial's data, then plan_trial), the same function
+# `crampstats analyze` uses, so the workflow and analyze never plan differently. A trial whose data
+# break the contract stops the workflow here, with the refusal report, before any job runs.
+import functools
+
+from crampstats.catalogue import plan_folder
+from crampstats.config import trial_config
+from crampstats.models import ENDPOINT
 
 RESULTS = "results"
-ENDPOINT = "cramp_frequency"
-WITHIN_SUBJECT = ("crossover", "nof1")
 
 
 def trial_names():
@@ -30,33 +37,48 @@ def trial_files(wildcards):
     return files
 
 
-def models_for(trial):
-    """Models fitted for a trial: its own or the global `analysis.models`, else by design."""
-    entry = config["trials"][trial]
-    listed = (entry.get("analysis") or {}).get("models") or config["analysis"].get("models")
-    if listed:
-        return list(listed)
-    if entry["design"] in WITHIN_SUBJECT:
-        return ["crossover"]
-    return ["nb_totals", "frailty_weekly"]
+@functools.cache
+def trial_settings(trial):
+    """The trial's resolved configuration: its entry over the settings of every trial."""
+    entry = {"trial_id": str(trial), **config["trials"][trial]}
+    return trial_config(config, entry, f"workflow config (trial {trial})")
+
+
+@functools.cache
+def trial_plan(trial):
+    """The trial's plan (crampstats.catalogue.TrialPlan), made once per Snakemake process."""
+    return plan_folder(config["trials"][trial]["data"], trial_settings(trial))
 
 
 def fit_files(wildcards):
     """The trial's fits, primary model first."""
     return [
-        f"{RESULTS}/{wildcards.trial}/fits/{ENDPOINT}__{model}.nc"
-        for model in models_for(wildcards.trial)
+        f"{RESULTS}/{wildcards.trial}/fits/{ENDPOINT}__{model.id}.nc"
+        for model in trial_plan(wildcards.trial).models
+    ]
+
+
+def secondary_dirs(wildcards):
+    """The trial's secondary-endpoint folders, in catalogue order."""
+    return [
+        f"{RESULTS}/{wildcards.trial}/secondary/{endpoint.id}"
+        for endpoint in trial_plan(wildcards.trial).endpoints
     ]
 
 
 def fit_threads(wildcards):
     """One thread per chain; Snakemake caps it at the cores given (`-c N`)."""
-    return int(config["analysis"]["sampler"]["chains"])
+    return int(trial_settings(wildcards.trial)["analysis"]["sampler"]["chains"])
 
 
 def compile_dir(wildcards):
     """A PyTensor compile directory of the job's own: parallel jobs sharing one dead-lock."""
     return f".snakemake/pytensor/{wildcards.trial}__{wildcards.model}"
+
+
+def secondary_compile_dir(wildcards):
+    """A PyTensor compile directory of the job's own."""
+    return f".snakemake/pytensor/{wildcards.trial}__{wildcards.endpoint}"
 
 
 def all_outputs():
@@ -67,38 +89,3 @@ def all_outputs():
 def trial_results(wildcards):
     """The trial's results folder (what the report reads)."""
     return f"{RESULTS}/{wildcards.trial}"
-
-
-SECONDARY = (
-    "ctf",
-    "afterdischarge",
-    "cramp_potential",
-    "intensity",
-    "responder",
-    "safety",
-    "location",
-    "outcome_measures",
-)
-SECONDARY_MODELS = ("ctf", "afterdischarge", "intensity", "responder", "safety")
-
-
-def secondary_for(trial):
-    """Secondary endpoints of a trial: `analysis.secondary.endpoints`, else every one (a job
-    whose data are absent writes a SKIPPED note); the models need a parallel design."""
-    entry = config["trials"][trial]
-    own = ((entry.get("analysis") or {}).get("secondary") or {}).get("endpoints")
-    listed = own if own is not None else config["analysis"].get("secondary", {}).get("endpoints")
-    endpoints = [e for e in SECONDARY if listed is None or e in listed]
-    if entry["design"] != "parallel":
-        endpoints = [e for e in endpoints if e not in SECONDARY_MODELS]
-    return endpoints
-
-
-def secondary_dirs(wildcards):
-    """The trial's secondary-endpoint folders, in a fixed order."""
-    return [f"{RESULTS}/{wildcards.trial}/secondary/{e}" for e in secondary_for(wildcards.trial)]
-
-
-def secondary_compile_dir(wildcards):
-    """A PyTensor compile directory of the job's own."""
-    return f".snakemake/pytensor/{wildcards.trial}__{wildcards.endpoint}"

@@ -1,4 +1,4 @@
-# Power, assurance and type I error by simulation (crampstats.power; issue 6).
+# Power, assurance and type I error by simulation (crampstats.power).
 #
 #   snakemake -c all power_all                                # locally
 #   snakemake --profile workflow/profiles/slurm power_all     # shards as Slurm jobs

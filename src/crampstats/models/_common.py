@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special
 
 from crampstats.errors import CrampstatsError
+from crampstats.numerics import centre_covariate
 
-#: Prior mean of the control arm's log daily rate: calibration.md, "baseline rate, NLC" row
+# Re-exported: the count and endpoint models import them from here; their home is numerics.
+from crampstats.numerics import interval_bounds as interval_bounds
+from crampstats.numerics import nb_logpmf as nb_logpmf
+
+#: Prior mean of the control arm's log daily rate: docs/calibration.md, "baseline rate, NLC" row
 #: (0.6-1.2 cramps a day, 0.9/day in the example trial).
 LOG_RATE_PRIOR_MU = float(np.log(0.9))
 
@@ -233,9 +237,7 @@ def baseline_covariate(
         )
     if missing not in ("error", "mean"):
         raise ValueError(f"missing_baseline must be 'error' or 'mean', got {missing!r}")
-    centre = float(values[~bad].mean()) if (~bad).any() else 0.0
-    centred = np.where(bad, 0.0, values - centre)
-    return centred, centre, int(bad.sum())
+    return centre_covariate(values, bad)
 
 
 def subject_keys(frame: pd.DataFrame) -> pd.Series:
@@ -257,17 +259,6 @@ def arm_effect(log_rr: xr.DataArray, arm_idx: np.ndarray, subject_data: xr.Datas
             "draw": log_rr["draw"],
             "subject": subject_data["subject"],
         },
-    )
-
-
-def nb_logpmf(y: Any, mu: Any, k: Any) -> Any:
-    """Negative binomial (NB2) log pmf with mean ``mu`` and size ``k`` (broadcasting)."""
-    return (
-        special.gammaln(y + k)
-        - special.gammaln(k)
-        - special.gammaln(y + 1)
-        + k * np.log(k / (k + mu))
-        + y * np.log(mu / (k + mu))
     )
 
 
@@ -298,11 +289,3 @@ def nb_pmf_table(mu: np.ndarray, k: np.ndarray | float, max_count: int) -> np.nd
         out[:, c] = stats.nbinom.pmf(c, k, p).mean(axis=(0, 1))
     out[:, max_count] = stats.nbinom.sf(max_count - 1, k, p).mean(axis=(0, 1))
     return out
-
-
-def interval_bounds(level: float) -> tuple[float, float]:
-    """Lower and upper quantiles of the equal-tailed interval with mass ``level``."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    return tail, 1.0 - tail

@@ -3,7 +3,7 @@
 One row per subject with an end-of-treatment grade (the derived ``emg`` dataset,
 :func:`crampstats.derive.emg_visits`, visit ``end``; :func:`afterdischarge_frame`). The grade
 ``y_i`` is 0 (none), 1-3 (levels A-C of increasing after-discharges on 1 Hz repetitive nerve
-stimulation) or 4 (D, a continuous cramp potential): calibration.md, "after-discharges on 1 Hz
+stimulation) or 4 (D, a continuous cramp potential): docs/calibration.md, "after-discharges on 1 Hz
 repetitive nerve stimulation" row, a descriptive scale, not a validated one.
 
 Model (cumulative logit, proportional odds)
@@ -56,7 +56,7 @@ from its prior, bounded below by the likelihood). The likelihood is a ``pm.Poten
 
 Priors (weakly informative)
 ---------------------------
-calibration.md ("EMG endpoints" table, after-discharge row) gives the scale but no grade
+docs/calibration.md ("EMG endpoints" table, after-discharge row) gives the scale but no grade
 frequencies and no treatment effect, so the priors are centred on "no information":
 
 - ``cutpoints ~ Normal(logit(0.2, 0.4, 0.6, 0.8), 2.5)``, constrained increasing
@@ -68,7 +68,7 @@ frequencies and no treatment effect, so the priors are centred on "no informatio
   every log odds ratio by about 0.12 (0.3 posterior SD) beyond the shrinkage of its own prior,
   SD 2.5 by about 0.05 (0.13 posterior SD).
 - ``beta ~ Normal(0, 1)``: centred on no effect (published effects are inflated,
-  calibration.md "Therapy effects" preamble); 95 % of the mass on odds ratios 0.14-7.1.
+  docs/calibration.md "Therapy effects" preamble); 95 % of the mass on odds ratios 0.14-7.1.
 - ``b ~ Normal(0, 1)``: log odds ratio per baseline grade, from none to strong tracking.
 
 Twin: :func:`afterdischarge_twin`, statsmodels ``OrderedModel`` (``distr="logit"``) on the same
@@ -92,10 +92,10 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
-    interval_bounds,
     require_columns,
     subject_keys,
 )
+from crampstats.numerics import centre_covariate, interval_bounds, log1mexp
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -108,7 +108,7 @@ __all__ = [
     "ordinal_loglik",
 ]
 
-#: Grades 0 (none) to 4 (continuous cramp potential): calibration.md, after-discharge row.
+#: Grades 0 (none) to 4 (continuous cramp potential): docs/calibration.md, after-discharge row.
 N_GRADES = 5
 REQUIRED = ("subject_id", "arm", "afterdischarge_grade", "afterdischarge_baseline")
 FRAME_COLUMNS = ("trial_id", *REQUIRED)
@@ -119,11 +119,6 @@ EFFECT_COLUMNS = ["arm", "comparator", "measure", "estimate_median", "lower", "u
 # --------------------------------------------------------------------------------------------
 # Log-likelihood (NumPy; the graph's twin is AfterdischargeModel._build)
 # --------------------------------------------------------------------------------------------
-def _log1mexp(x: np.ndarray) -> np.ndarray:
-    """``log(1 - exp(x))`` for ``x < 0``, accurate for ``x`` near 0 and far below (Maechler)."""
-    return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
-
-
 def ordinal_loglik(grade: Any, eta: Any, cutpoints: Any) -> np.ndarray:
     """Cumulative-logit log-probability ``log P(y = grade)`` with ``P(y <= j) = F(c_j - eta)``.
 
@@ -150,7 +145,7 @@ def ordinal_loglik(grade: Any, eta: Any, cutpoints: Any) -> np.ndarray:
     upper = np.concatenate([cut, cut[..., -1:]], axis=-1)
     lower = np.concatenate([cut[..., :1], cut], axis=-1)
     zero = np.zeros((*cut.shape[:-1], 1))
-    gap = np.concatenate([zero, _log1mexp(-np.diff(cut, axis=-1)), zero], axis=-1)
+    gap = np.concatenate([zero, log1mexp(-np.diff(cut, axis=-1)), zero], axis=-1)
     every = (
         np.where(k < k.size - 1, special.log_expit(upper - eta), 0.0)
         + np.where(k > 0, special.log_expit(eta - lower), 0.0)
@@ -420,8 +415,7 @@ def _baseline(data: pd.DataFrame, missing: str) -> tuple[np.ndarray, float, int]
         )
     if absent.all():
         raise ModelDataError("afterdischarge_baseline is missing for every subject")
-    centre = float(x[~absent].mean())
-    return np.where(absent, 0.0, x - centre), centre, int(absent.sum())
+    return centre_covariate(x, absent)
 
 
 # --------------------------------------------------------------------------------------------

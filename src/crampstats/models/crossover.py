@@ -16,7 +16,7 @@ treatment taken; ``log_rr[a]`` is the population mean log rate ratio of active a
 versus the control arm (config ``control_arm``) and ``d_i[a]`` the patient's own deviation
 from it, so ``exp(log_rr[a] + d_i[a])`` is patient ``i``'s rate ratio (Zucker et al. 1997,
 2010: aggregated N-of-1 trials with hierarchical shrinkage of the individual effects;
-calibration.md, "N-of-1 and crossover"). Several active arms are allowed (one ``log_rr``,
+docs/calibration.md, "N-of-1 and crossover"). Several active arms are allowed (one ``log_rr``,
 ``sigma_d`` and ``d_i`` per arm).
 
 Period effect ``pi_p`` (config ``period_effects``): ``"categorical"`` (default; the standard
@@ -44,10 +44,10 @@ the same variance is practically indistinguishable from it at the overdispersion
 subjects (``k`` ~ 10-30: period-mean log variance 0.03-0.1). The NB integrates that
 subject-period multiplier out exactly, whereas Poisson-lognormal needs one latent variable
 per subject-period (3-7 times as many parameters as subjects, each weakly identified, the
-funnel geometry that design.md's measurements warn about). ``k`` here is *within-subject*
+funnel geometry that docs/design.md's measurements warn about). ``k`` here is *within-subject*
 overdispersion, not the between-subject ``k = 3`` of a parallel trial's totals.
 
-Parameterisation and sampler settings (design.md: formulation matters more than sampler)
+Parameterisation and sampler settings (docs/design.md: formulation matters more than sampler)
 -----------------------------------------------------------------------------------------
 Both subject-level terms are non-centred by default (``a = mean_a + sigma_a * a_raw``,
 ``d = sigma_d * d_raw``; config ``centred_intercepts``, ``centred_effects``):
@@ -82,21 +82,21 @@ The model's sampler defaults are therefore 2000 draws per chain and ``target_acc
 (a few seconds per warm fit). A low-rank mass matrix adaptation (nutpie) did not help (same
 ESS, 30 % slower).
 
-Priors (calibration.md rows cited; the shared ones as in :mod:`crampstats.models.nb_totals`)
+Priors (docs/calibration.md rows cited; the shared ones as in :mod:`crampstats.models.nb_totals`)
 ---------------------------------------------------------------------------------------------
 - ``alpha ~ Normal(log 0.9, 1)``, ``log_rr ~ Normal(0, 1)``, ``b ~ Normal(0, 1)``,
   ``beta ~ Normal(0, 1)``: as for ``nb_totals``.
 - ``sigma_a ~ HalfNormal(1)``: between-subject SD of the log rate after the run-in
   adjustment; the calibrated gamma heterogeneity (k = 3) is an SD of about 0.55 before it.
-- ``sigma_d ~ HalfNormal(0.5)``: heterogeneity of the treatment effect (calibration.md, N-of-1:
+- ``sigma_d ~ HalfNormal(0.5)``: heterogeneity of the treatment effect (docs/calibration.md, N-of-1:
   about 3 of 10 completers benefited from quinine, i.e. an SD of the order of the mean
   effect; not published as such). Median 0.34, 95 % below 1.0 (individual rate ratios
   spread over a factor e^2 either way would be extreme).
 - ``pi_p ~ Normal(0, 0.5)`` per period (or per period step when linear): far wider than
-  the placebo response (-29 % over 4 weeks, calibration.md).
+  the placebo response (-29 % over 4 weeks, docs/calibration.md).
 - ``gamma ~ Normal(0, 0.5)``: carry-over of at most the order of a treatment effect.
 - ``k ~ LogNormal(log 10, 1)``: within-subject overdispersion is not published
-  (calibration.md gaps; the simulator's ``within_subject`` is marked uncertain); the
+  (docs/calibration.md gaps; the simulator's ``within_subject`` is marked uncertain); the
   between-subject total's k = 3 bounds it from below, so the prior is centred above it
   (95 % on 1.4-71).
 

@@ -16,9 +16,10 @@ ratio at every baseline).
 Censoring
 ---------
 The stimulation protocol raises the frequency in steps (4 Hz start, 2 Hz steps, 40 Hz
-maximum: calibration.md, "CTF protocol" row), so a CTF recorded at step ``s`` says only that the
-threshold lies in ``(s - step, s]`` (``(0, s]`` at the first step) and a subject with no cramp
-at the maximum is right-censored: ``(max, inf)``. The likelihood uses these bounds exactly::
+maximum: docs/calibration.md, "CTF protocol" row), so a CTF recorded at step ``s`` says only
+that the threshold lies in ``(s - step, s]`` (``(0, s]`` at the first step) and a subject
+with no cramp at the maximum is right-censored: ``(max, inf)``. The likelihood uses these
+bounds exactly::
 
     interval  (0 < lower < upper < inf):  log(Phi(z_hi) - Phi(z_lo))
     first step (lower = 0):               log Phi(z_hi)
@@ -29,10 +30,11 @@ with ``z = (log bound - mu) / sigma``. The interval term is computed from log CD
 below the mean (``z_lo <= 0``) and from the upper tail, ``log Phi(-z_lo) + log1mexp(log
 Phi(-z_hi) - log Phi(-z_lo))``, when it is above, so neither form subtracts two numbers close
 to 1; ``log Phi`` uses the scaled complementary error function in the lower tail (as SciPy's
-``log_ndtr`` and PyMC's ``normal_lcdf``). ``pm.Censored`` cannot express an
-interval, hence a ``pm.Potential``. Recording the step value as if exact (and the maximum for
-a censored subject) shrinks the effect of an arm that raises the CTF towards 1, because more of
-its subjects hit the maximum; :func:`ctf_naive_twin` does exactly that, for comparison.
+``log_ndtr`` and PyMC's ``normal_lcdf``): :func:`crampstats.numerics.censored_logprob` and
+its graph twin. ``pm.Censored`` cannot express an interval, hence a ``pm.Potential``.
+Recording the step value as if exact (and the maximum for a censored subject) shrinks the
+effect of an arm that raises the CTF towards 1, because more of its subjects hit the maximum;
+:func:`ctf_naive_twin` does exactly that, for comparison.
 
 Baseline
 --------
@@ -56,7 +58,7 @@ Effect measure
 A higher threshold means cramps are harder to induce, so *benefit* is a ratio above 1:
 ``p_benefit = P(ratio_of_medians > 1 | data)``.
 
-Priors (weakly informative; calibration.md, "EMG endpoints" table)
+Priors (weakly informative; docs/calibration.md, "EMG endpoints" table)
 ------------------------------------------------------------------
 - ``alpha ~ Normal(log 16, 0.5)``: "CTF, cramp-prone" row, median 16 Hz; 95 % prior mass on
   6-43 Hz, which covers the healthy row (median 21 Hz) too.
@@ -67,8 +69,8 @@ Priors (weakly informative; calibration.md, "EMG endpoints" table)
   above the recorded one, so ``c`` is expected positive; the prior does not assume it).
 - ``sigma ~ LogNormal(log 0.27, 0.75)``: residual SD of log CTF. The "CTF, cramp-prone" row's
   SD 4.5 Hz on a median of 16 Hz is a total log-scale SD of 0.27
-  (:func:`crampstats.design.lognormal_sigma`); adjustment for baseline lowers it. 95 % prior
-  mass on 0.062-1.2.
+  (:func:`crampstats.simulate.design.lognormal_sigma`); adjustment for baseline lowers it. 95 %
+  prior mass on 0.062-1.2.
 
 Twin: :func:`ctf_twin`, the same interval-censored log-normal likelihood and design maximised
 with statsmodels ``GenericLikelihoodModel``, Wald interval on the log scale.
@@ -84,7 +86,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special, stats
+from scipy import stats
 
 from crampstats.engine import ATTR_PREFIX, BayesModel, PreparedData
 from crampstats.models._common import (
@@ -92,9 +94,14 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
-    interval_bounds,
     require_columns,
     subject_keys,
+)
+from crampstats.numerics import (
+    censored_logprob,
+    censored_logprob_pt,
+    centre_covariate,
+    interval_bounds,
 )
 
 if TYPE_CHECKING:
@@ -132,12 +139,10 @@ FRAME_COLUMNS = (
 MEASURE = "ratio_of_medians"
 EFFECT_COLUMNS = ["arm", "comparator", "measure", "estimate_median", "lower", "upper", "p_benefit"]
 
-#: calibration.md, "CTF, cramp-prone" row: median 16 Hz, SD 4.5 Hz (log-scale SD 0.27).
+#: docs/calibration.md, "CTF, cramp-prone" row: median 16 Hz, SD 4.5 Hz (log-scale SD 0.27).
 CTF_MEDIAN_HZ = 16.0
 CTF_SIGMA_LOG = 0.27
 
-_SQRT2 = math.sqrt(2.0)
-_LN2 = math.log(2.0)
 #: log1mexp's argument is capped at -_GAP. A branch that a switch (np.where) does not take may
 #: see a difference of exactly 0 (two log CDFs both 0): log1mexp(0) = -inf has an infinite
 #: derivative, and 0 * inf puts NaN into the gradient unless PyTensor happens to rewrite the
@@ -152,12 +157,6 @@ _STAND_IN = 1.0
 # --------------------------------------------------------------------------------------------
 # Log-likelihood (NumPy; the graph's twin is CTFModel._build)
 # --------------------------------------------------------------------------------------------
-def _log1mexp(x: np.ndarray) -> np.ndarray:
-    """``log(1 - exp(x))`` for ``x < 0`` (Maechler 2012), argument capped at ``-_GAP``."""
-    x = np.minimum(x, -_GAP)
-    return np.where(x > -_LN2, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
-
-
 def interval_loglik(log_lower: Any, log_upper: Any, mu: Any, sigma: Any) -> np.ndarray:
     """Log-probability that ``Normal(mu, sigma)`` lies in ``(log_lower, log_upper]``.
 
@@ -181,14 +180,7 @@ def interval_loglik(log_lower: Any, log_upper: Any, mu: Any, sigma: Any) -> np.n
     lo = np.where(has_lo, log_lower, log_upper - _STAND_IN)
     hi = np.where(has_hi, log_upper, log_lower + _STAND_IN)
     z_lo, z_hi = (lo - mu) / sigma, (hi - mu) / sigma
-    lcdf_lo, lcdf_hi = special.log_ndtr(z_lo), special.log_ndtr(z_hi)
-    lsf_lo, lsf_hi = special.log_ndtr(-z_lo), special.log_ndtr(-z_hi)
-    interval = np.where(
-        z_lo > 0.0,
-        lsf_lo + _log1mexp(lsf_hi - lsf_lo),
-        lcdf_hi + _log1mexp(lcdf_lo - lcdf_hi),
-    )
-    return np.where(has_lo & has_hi, interval, np.where(has_hi, lcdf_hi, lsf_lo))
+    return censored_logprob(z_lo, z_hi, has_lo, has_hi, gap=_GAP)
 
 
 def _interval_loglik_grad(
@@ -208,35 +200,6 @@ def _interval_loglik_grad(
         r_lo = np.where(has_lo, np.exp(stats.norm.logpdf(z_lo) - log_p), 0.0)
         r_hi = np.where(has_hi, np.exp(stats.norm.logpdf(z_hi) - log_p), 0.0)
     return (r_lo - r_hi) / sigma, z_lo * r_lo - z_hi * r_hi
-
-
-def _log_ndtr_graph(z: Any) -> Any:
-    """PyTensor ``log Phi(z)``: erfcx form below -1, log1p form above; clipped branch inputs."""
-    import pytensor.tensor as pt
-
-    # Each branch sees only arguments in its own range, so the branch not taken cannot overflow
-    # (erfcx of a large negative number is inf) and poison the gradient (see _GAP).
-    tail = pt.minimum(z, -1.0)
-    body = pt.maximum(z, -1.0)
-    return pt.switch(
-        pt.lt(z, -1.0),
-        pt.log(pt.erfcx(-tail / _SQRT2) / 2.0) - pt.sqr(tail) / 2.0,
-        pt.log1p(-pt.erfc(body / _SQRT2) / 2.0),
-    )
-
-
-def _interval_loglik_graph(z_lo: Any, z_hi: Any, has_lo: Any, has_hi: Any) -> Any:
-    """PyTensor version of :func:`interval_loglik` on standardised, stand-in-filled bounds."""
-    import pytensor.tensor as pt
-
-    lcdf_lo, lcdf_hi = _log_ndtr_graph(z_lo), _log_ndtr_graph(z_hi)
-    lsf_lo, lsf_hi = _log_ndtr_graph(-z_lo), _log_ndtr_graph(-z_hi)
-    interval = pt.switch(
-        pt.gt(z_lo, 0.0),
-        lsf_lo + pt.log1mexp(pt.minimum(lsf_hi - lsf_lo, -_GAP)),
-        lcdf_hi + pt.log1mexp(pt.minimum(lcdf_lo - lcdf_hi, -_GAP)),
-    )
-    return pt.switch(pt.and_(has_lo, has_hi), interval, pt.switch(has_hi, lcdf_hi, lsf_lo))
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,11 +413,12 @@ class CTFModel(BayesModel):
                 d = pm.Data("baseline_censored", prepared.data["baseline_censored"])
                 c = pm.Normal("c", 0.0, cfg["prior_c_sd"])
                 mu = mu + c * d
-            per_row = _interval_loglik_graph(
+            per_row = censored_logprob_pt(
                 (log_lower - mu) / sigma,
                 (log_upper - mu) / sigma,
                 pt.gt(has_lower, 0.5),
                 pt.gt(has_upper, 0.5),
+                gap=_GAP,
             )
             pm.Potential("ctf_loglik", pt.sum(per_row))
         return model
@@ -519,9 +483,7 @@ def _baseline(data: pd.DataFrame, missing: str) -> tuple[np.ndarray, float, int]
         )
     if absent.all():
         raise ModelDataError("ctf_baseline_hz is missing for every subject")
-    x = np.log(np.where(absent, 1.0, hz))
-    centre = float(x[~absent].mean())
-    return np.where(absent, 0.0, x - centre), centre, int(absent.sum())
+    return centre_covariate(np.log(np.where(absent, 1.0, hz)), absent)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,12 +20,12 @@ diary), ``Y_i``, ``sum lgamma(y + 1)`` per subject, ``sum y t`` and the constant
 per subject instead of an ``exp`` and a scatter-add per row (about 2x faster sampling, exact).
 All of these are ``pm.Data`` containers and no parameter has a subject dimension, so new data
 may have any number of subjects and weeks without recompiling, and the posterior has a handful
-of parameters instead of one per subject (design.md: 10 s compile + 1.6 s sampling against
+of parameters instead of one per subject (docs/design.md: 10 s compile + 1.6 s sampling against
 62-109 s for the lognormal, non-centred formulation). The per-row form is kept in NumPy for the
 pointwise log-likelihood (:meth:`FrailtyWeekly.pointwise_log_likelihood`); a test checks that
 the two agree.
 
-Priors as in :mod:`crampstats.models.nb_totals` (calibration.md rows cited there), plus
+Priors as in :mod:`crampstats.models.nb_totals` (docs/calibration.md rows cited there), plus
 ``g ~ Normal(0, 0.1)`` per week (a 95 % prior range of +-0.2 log-rate per week, far beyond the
 placebo response of ~ -29 % over 4 weeks) and ``phi ~ LogNormal(log 3, 1)`` (overdispersion
 row: k = 3; a subject total is NB with size ``phi``).
@@ -58,6 +58,7 @@ from crampstats.models._common import (
     require_columns,
     subject_keys,
 )
+from crampstats.numerics import segment_sum
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -87,7 +88,7 @@ class FrailtyWeekly(CountModel):
         **COMMON_MODEL_CONFIG,
         "trend": True,
         "prior_trend_sd": 0.1,
-        "prior_phi_mu": float(np.log(3.0)),  # calibration.md: overdispersion k = 3
+        "prior_phi_mu": float(np.log(3.0)),  # docs/calibration.md: overdispersion k = 3
         "prior_phi_sd": 1.0,
     }
 
@@ -250,12 +251,12 @@ class FrailtyWeekly(CountModel):
         """Negative multinomial log-likelihood of each subject's weekly counts, per draw."""
         d, rows, sd = prepared.data, prepared.extra, prepared.subject_data
         post = idata["posterior"]
-        log_mu = _rows_log_mu(self, idata, prepared)
+        log_mu = rows_log_mu(self, idata, prepared)
         n_sub = len(d["y_subject"])
         # segment sums over the row axis, chain by chain to bound memory
         idx = rows["subject_idx"]
-        m = np.stack([_segment_sum(np.exp(lm), idx, n_sub) for lm in log_mu])
-        ylogmu = np.stack([_segment_sum(rows["y"] * lm, idx, n_sub) for lm in log_mu])
+        m = np.stack([segment_sum(np.exp(lm), idx, n_sub) for lm in log_mu])
+        ylogmu = np.stack([segment_sum(rows["y"] * lm, idx, n_sub) for lm in log_mu])
         phi = post["phi"].values[..., None]
         ys = d["y_subject"]
         value = (
@@ -279,34 +280,18 @@ class FrailtyWeekly(CountModel):
         """Weekly counts and their predictive pmf: marginally NB(mu_ij, phi) under the frailty."""
         thinned = thinned_fit(idata, n_draws)
         post = thinned["posterior"]
-        mu = np.exp(_rows_log_mu(self, thinned, prepared))
+        mu = np.exp(rows_log_mu(self, thinned, prepared))
         pmf = nb_pmf_table(mu, post["phi"].values[..., None], max_count)
         return prepared.extra["y"], pmf
 
 
-def _rows_log_mu(model: FrailtyWeekly, idata: xr.DataTree, prepared: PreparedData) -> np.ndarray:
+def rows_log_mu(model: FrailtyWeekly, idata: xr.DataTree, prepared: PreparedData) -> np.ndarray:
     """Log mean of every weekly row given the frailty is 1, per draw: ``(chain, draw, row)``."""
     d, rows, sd = prepared.data, prepared.extra, prepared.subject_data
     post = idata["posterior"]
     eta = model._subject_eta(idata, sd) + arm_effect(post["log_rr"], d["arm_idx"], sd)
     trend = post["trend"].values[..., None] if "trend" in post else 0.0
     return rows["log_exposure"] + eta.values[..., rows["subject_idx"]] + trend * rows["t"]
-
-
-def _segment_sum(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
-    """Sum ``values[..., j]`` into ``n`` segments given by ``index[j]`` (last axis).
-
-    Rows from :meth:`FrailtyWeekly.prepare` are sorted by subject, so a ``reduceat`` over
-    segment starts is used; unsorted indices fall back to ``np.add.at``.
-    """
-    if len(index) and np.all(np.diff(index) >= 0) and index[0] == 0 and index[-1] == n - 1:
-        starts = np.flatnonzero(np.r_[True, np.diff(index) != 0])
-        if len(starts) == n:
-            return np.add.reduceat(values, starts, axis=-1)
-    flat = values.reshape(-1, values.shape[-1])
-    out = np.zeros((flat.shape[0], n))
-    np.add.at(out.T, index, flat.T)
-    return out.reshape(*values.shape[:-1], n)
 
 
 def _check_constant_within_subject(frame: pd.DataFrame, columns: list[str]) -> None:

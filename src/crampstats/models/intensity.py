@@ -47,8 +47,8 @@ intensity is *benefit*: ``p_benefit = P(diff < 0 | data)``.
 
 Priors (weakly informative)
 ---------------------------
-calibration.md has no intensity row (no trial reports a distribution of 0-10 cramp ratings,
-calibration.md "Gaps"); the centres follow the simulator's uncalibrated defaults
+docs/calibration.md has no intensity row (no trial reports a distribution of 0-10 cramp ratings,
+docs/calibration.md "Gaps"); the centres follow the simulator's uncalibrated defaults
 (``schemas/design.schema.yaml``, ``intensity``: mean 5.5, between-subject SD 1.5):
 
 - ``alpha ~ Normal(logit 0.55, 1)``: control mean 5.5; 95 % of the mass on 1.5-9.0.
@@ -83,10 +83,10 @@ from crampstats.models._common import (
     arm_coding,
     arm_effect,
     as_float,
-    interval_bounds,
     require_columns,
     subject_keys,
 )
+from crampstats.numerics import centre_covariate, interval_bounds
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -423,8 +423,7 @@ def _baseline(data: pd.DataFrame, n: int, missing: str) -> tuple[np.ndarray, flo
     if absent.all():
         raise ModelDataError("runin_intensity_mean is missing for every subject")
     x = special.logit(squeeze(np.where(absent, 0.5, runin / SCALE), n))
-    centre = float(x[~absent].mean())
-    return np.where(absent, 0.0, x - centre), centre, int(absent.sum())
+    return centre_covariate(x, absent)
 
 
 # --------------------------------------------------------------------------------------------

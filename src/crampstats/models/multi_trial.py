@@ -37,7 +37,7 @@ Modelling choices
   Optional covariates ``z`` (config ``covariates``) enter with one shared ``beta``,
   standardised over all trials.
 - **Overdispersion** ``k_t`` is per trial (config ``k_per_trial``, default ``True``): trials
-  recruit different populations and calibration.md reports ``k`` from 0.2 to 3.9 across
+  recruit different populations and docs/calibration.md reports ``k`` from 0.2 to 3.9 across
   studies; a shared ``k`` would give a trial with noisier counts too much weight. Each trial
   has 100+ subjects, so ``k_t`` is well identified (``LogNormal(log 3, 1)``, as nb_totals).
 - **Multi-arm trials** (config ``re_correlation`` ``rho``, default 0.5): the random effects
@@ -180,7 +180,7 @@ class MultiTrial(CountModel):
         "k_per_trial": True,
         "b_per_trial": True,
         "re_correlation": 0.5,
-        "prior_k_mu": float(np.log(3.0)),  # calibration.md: overdispersion k = 3
+        "prior_k_mu": float(np.log(3.0)),  # docs/calibration.md: overdispersion k = 3
         "prior_k_sd": 1.0,
         "prior_tau_sd": 0.5,  # Röver et al. 2021; Turner et al. 2015 (module docstring)
     }

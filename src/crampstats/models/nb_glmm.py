@@ -12,7 +12,7 @@ i.e. ``log mu_ij = log e_ij + alpha + log_rr[arm_i] + b x_i + g t_j + beta' z_i 
 this changes two assumptions at once: the subject effect is log-normal instead of gamma, and
 weeks of one subject may vary more than Poisson (within-subject ``k``).
 
-Parameterisation (design.md: "centred parameterisation where data per subject are rich")
+Parameterisation (docs/design.md: "centred parameterisation where data per subject are rich")
 -----------------------------------------------------------------------------------------
 The subject log rates ``a_i`` are sampled directly with their population mean inside the
 prior (hierarchical centring, Gelfand, Sahu & Carlin 1995, Biometrika 82:479;
@@ -34,7 +34,7 @@ subjects compile once more (5-15 s); data with the same number re-sample the cac
 compiled model's subject coordinate is a placeholder ``0..n-1``; :meth:`NBGLMM.fit` relabels
 the posterior with the data's subject keys.
 
-Priors (calibration.md rows; shared terms as in :mod:`crampstats.models.nb_totals`)
+Priors (docs/calibration.md rows; shared terms as in :mod:`crampstats.models.nb_totals`)
 -----------------------------------------------------------------------------------
 - ``alpha``, ``log_rr``, ``b``, ``beta``, ``trend``: as ``frailty_weekly``.
 - ``sigma ~ HalfNormal(1)``: SD of the log subject rate after the run-in adjustment. The
@@ -44,7 +44,7 @@ Priors (calibration.md rows; shared terms as in :mod:`crampstats.models.nb_total
   heavy-tailed k = 0.2 end of the observed range. (HalfNormal(0.5) would put the calibrated
   0.63 at its 79th percentile.)
 - ``k ~ LogNormal(log 10, 1)``: within-subject week-to-week overdispersion is not published
-  (calibration.md gaps); the between-subject k = 3 of a total bounds the within-subject
+  (docs/calibration.md gaps); the between-subject k = 3 of a total bounds the within-subject
   variation from below, so the prior is centred above it (95 % on 1.4-71), as in
   :mod:`crampstats.models.crossover`.
 
@@ -86,7 +86,8 @@ from scipy import special
 
 from crampstats.engine import CountModel, PreparedData, thin_draws
 from crampstats.models._common import COMMON_MODEL_CONFIG
-from crampstats.models.frailty_weekly import FrailtyWeekly, _rows_log_mu
+from crampstats.models.frailty_weekly import FrailtyWeekly, rows_log_mu
+from crampstats.numerics import nb_logpmf, segment_starts, segment_sum
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -135,7 +136,7 @@ class NBGLMM(CountModel):
         "prior_trend_sd": 0.1,
         "prior_k_mu": float(np.log(10.0)),  # within-subject: above the between-subject k = 3
         "prior_k_sd": 1.0,
-        "prior_sigma_sd": 1.0,  # calibration.md k = 3 <=> log-scale SD 0.63
+        "prior_sigma_sd": 1.0,  # docs/calibration.md k = 3 <=> log-scale SD 0.63
         "quadrature_nodes": 25,
     }
 
@@ -279,7 +280,7 @@ class NBGLMM(CountModel):
     def _draws(self, idata: xr.DataTree, prepared: PreparedData) -> tuple[np.ndarray, ...]:
         """Row log means at ``u = 0``, ``k`` and ``sigma`` with draws flattened: (S, R), (S,)."""
         post = idata["posterior"]
-        log_m = _rows_log_mu(self.frailty(), idata, prepared)
+        log_m = rows_log_mu(self.frailty(), idata, prepared)
         n_chain, n_draw = log_m.shape[:2]
         return (
             log_m.reshape(n_chain * n_draw, -1),
@@ -334,8 +335,8 @@ class NBGLMM(CountModel):
         u = idata["posterior"]["u"].transpose("chain", "draw", "subject").values
         u = u.reshape(log_m.shape[0], -1)
         mu = np.exp(log_m + u[:, rows["subject_idx"]])
-        per_row = _nb_logpmf(rows["y"], mu, k[:, None])
-        value = _segment_rows(per_row, rows["subject_idx"], prepared.n_subjects)
+        per_row = nb_logpmf(rows["y"], mu, k[:, None], form="logaddexp")
+        value = segment_sum(per_row, rows["subject_idx"], prepared.n_subjects, axis=1)
         return self._per_subject(value, idata, prepared)
 
     def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
@@ -411,31 +412,6 @@ class NBGLMM(CountModel):
 # --------------------------------------------------------------------------------------------
 # NumPy likelihood pieces
 # --------------------------------------------------------------------------------------------
-def _nb_logpmf(y: np.ndarray, mu: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """NB2 log pmf (mean ``mu``, size ``k``), stable for large ``k``."""
-    log_k_mu = np.logaddexp(np.log(k), np.log(mu))
-    return (
-        special.gammaln(y + k)
-        - special.gammaln(k)
-        - special.gammaln(y + 1.0)
-        + k * (np.log(k) - log_k_mu)
-        + y * (np.log(mu) - log_k_mu)
-    )
-
-
-def _segment_starts(index: np.ndarray, n: int) -> np.ndarray:
-    """Start of each subject's rows; rows must be sorted by subject with every subject present."""
-    starts = np.flatnonzero(np.r_[True, np.diff(index) != 0])
-    if len(index) == 0 or np.any(np.diff(index) < 0) or len(starts) != n or index[-1] != n - 1:
-        raise ValueError("rows must be sorted by subject index 0..n-1 with every subject present")
-    return starts
-
-
-def _segment_rows(values: np.ndarray, index: np.ndarray, n: int, axis: int = 1) -> np.ndarray:
-    """Sum ``values`` over the rows of each subject along ``axis`` (rows sorted by subject)."""
-    return np.add.reduceat(values, _segment_starts(index, n), axis=axis)
-
-
 def marginal_log_likelihood(
     log_m: np.ndarray,
     y: np.ndarray,
@@ -481,7 +457,7 @@ def marginal_log_likelihood(
     log_m = np.atleast_2d(np.asarray(log_m, dtype=float))
     k = np.asarray(k, dtype=float).reshape(-1)
     sigma = np.asarray(sigma, dtype=float).reshape(-1)
-    starts = _segment_starts(subject_idx, n_subjects)
+    starts = segment_starts(subject_idx, n_subjects)
     nodes, weights = np.polynomial.hermite.hermgauss(n_nodes)
     log_w = np.log(weights) + nodes**2
     y_subject = np.add.reduceat(y, starts)

@@ -9,12 +9,12 @@ where ``alpha`` is the control arm's log daily rate (at the trial's mean run-in 
 ``x_i = log_baseline_rate`` the run-in log rate, and ``z_i`` optional covariates (numeric
 ones standardised, categorical ones as indicators). Variance is ``mean + mean^2 / k``.
 
-Priors (weakly informative; calibration.md rows cited)
+Priors (weakly informative; docs/calibration.md rows cited)
 ------------------------------------------------------
 - ``alpha ~ Normal(log 0.9, 1)``: "baseline rate, NLC" row, 0.6-1.2 cramps a day, 0.9/day in the
   example trial. SD 1 on the log scale spans 0.12-6.4 a day (95 %), covering the ALS row (5/day).
 - ``log_rr ~ Normal(0, 1)``: centred on no effect because published effects are inflated
-  (calibration.md, "Therapy effects" preamble); SD 1 puts 95 % of the mass on RR 0.14-7.1,
+  (docs/calibration.md, "Therapy effects" preamble); SD 1 puts 95 % of the mass on RR 0.14-7.1,
   which covers the largest published effect (mexiletine 900 mg RR ~0.16) without favouring it.
   With 40 subjects an arm the prior moves the estimate by about 2 % of its value.
 - ``b ~ Normal(0, 1)``: run-in rate association, from none (0) to proportional (1) and beyond.
@@ -90,7 +90,7 @@ class NBTotals(CountModel):
     name: ClassVar[str] = "nb_totals"
     default_model_config: ClassVar[dict[str, Any]] = {
         **COMMON_MODEL_CONFIG,
-        "prior_k_mu": float(np.log(3.0)),  # calibration.md: overdispersion k = 3
+        "prior_k_mu": float(np.log(3.0)),  # docs/calibration.md: overdispersion k = 3
         "prior_k_sd": 1.0,
     }
 

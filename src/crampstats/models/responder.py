@@ -19,7 +19,7 @@ non-responders: the conservative intention-to-treat rule (every randomised patie
 the denominator, and nobody is credited with a response that was not seen). With
 ``missing="exclude"`` they are left out (a complete-case analysis). The same rule applies to
 a patient whose run-in rate is undefined (no run-in days) or zero (no run-in cramps, so no
-reduction is possible); the inclusion threshold (calibration.md, "inclusion threshold" row,
+reduction is possible); the inclusion threshold (docs/calibration.md, "inclusion threshold" row,
 >= 4 cramps per 2 weeks) normally keeps such patients out of the trial.
 :func:`responder_frame` records how many patients each rule touched.
 
@@ -50,7 +50,7 @@ Effect measures (one pair of rows per active arm)
 More responders is better: ``p_benefit = P(risk_difference > 0 | data)`` on both rows (the
 same event as ``risk_ratio > 1``).
 
-Priors (weakly informative; calibration.md rows cited)
+Priors (weakly informative; docs/calibration.md rows cited)
 ------------------------------------------------------
 - ``alpha ~ Normal(logit 0.25, 1.5)``: "placebo response" row: the control arm's rate falls by
   about 25-29 % against run-in on average and the between-patient spread ("overdispersion"
@@ -115,7 +115,8 @@ PERIODS_REQUIRED = ("subject_id", "arm", "count", "exposure_days", "runin_count"
 REQUIRED = ("subject_id", "arm", "responder")
 #: Reductions within this of the threshold count as reaching it (floating-point rounding).
 _ROUNDING = 1e-9
-#: calibration.md, "placebo response" row: about a quarter of control patients halve their rate.
+#: docs/calibration.md, "placebo response" row: about a quarter of control patients halve
+#: their rate.
 CONTROL_RESPONSE = 0.25
 
 

@@ -41,7 +41,7 @@ Effect measures (one pair of rows per active arm and category)
 (``p[a, c] / p[control, c]``). Fewer events is better: ``p_benefit = P(risk_difference < 0 |
 data)`` on both rows (the same event as ``risk_ratio < 1``).
 
-Priors (weakly informative; calibration.md, "Therapy effects", quinine harms row)
+Priors (weakly informative; docs/calibration.md, "Therapy effects", quinine harms row)
 ---------------------------------------------------------------------------------
 Most cells are rare events with many zero counts, where a flat prior would let a logit run off
 to minus infinity; every prior here is proper, so every logit stays finite.
@@ -70,7 +70,7 @@ the risk ratio, both defined with zero cells (Fagerland et al. 2015, Stat Method
 Descriptive tables (pure functions)
 -----------------------------------
 :func:`safety_table` (incidence by arm and category), :func:`quinine_signals` (thrombocytopenia,
-QT prolongation and cinchonism listed by arm and flagged from a single event: calibration.md,
+QT prolongation and cinchonism listed by arm and flagged from a single event: docs/calibration.md,
 quinine harms row, FDA warning) and :func:`serious_events` (every serious event).
 """
 
@@ -115,11 +115,12 @@ __all__ = [
 REQUIRED = ("subject_id", "arm", "category", "any_event")
 #: Columns of ``ae_incidence`` the descriptive tables need.
 TABLE_REQUIRED = (*REQUIRED, "n_events", "any_serious")
-#: Categories flagged from a single event (calibration.md, Therapy effects: quinine harms,
+#: Categories flagged from a single event (docs/calibration.md, Therapy effects: quinine harms,
 #: thrombocytopenia and QT prolongation; cinchonism is quinine's own toxicity).
 QUININE_SIGNAL_CATEGORIES = ("thrombocytopenia", "qt_prolongation", "cinchonism")
 SERIOUS_COLUMNS = ["subject_id", "arm", "term", "category", "study_day"]
-#: calibration.md, quinine harms row: minor AEs 94 per 1,000 on placebo, over several categories.
+#: docs/calibration.md, quinine harms row: minor AEs 94 per 1,000 on placebo, over several
+#: categories.
 CONTROL_INCIDENCE = 0.03
 
 
@@ -572,7 +573,7 @@ def quinine_signals(
 ) -> pd.DataFrame:
     """Quinine's warning categories by arm, flagged from a single event in any arm.
 
-    Thrombocytopenia and QT prolongation (calibration.md, quinine harms row; the FDA warns
+    Thrombocytopenia and QT prolongation (docs/calibration.md, quinine harms row; the FDA warns
     against quinine for cramps) and cinchonism are listed for every arm, with zero counts where
     no event occurred, so a reader sees that they were looked for.
 

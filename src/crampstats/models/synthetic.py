@@ -5,7 +5,7 @@ models selection, placebo response and diaries in detail). It produces exactly t
 the count models read (``periods``, ``weekly``) from the models' own data-generating process,
 so that recovery and twin-agreement tests have an unambiguous truth.
 
-Process (gamma frailty, calibration.md defaults: 0.9 cramps/day, k = 3, 2-week run-in)::
+Process (gamma frailty, docs/calibration.md defaults: 0.9 cramps/day, k = 3, 2-week run-in)::
 
     u_i ~ Gamma(shape=k, rate=k)                     # mean 1, frailty
     weekly count_iw ~ Poisson(exposure_iw * rate_i * u_i * RR[arm_i] * exp(trend * t_w))
@@ -56,9 +56,9 @@ def simulate_parallel_trial(
     weeks, runin_weeks
         Treatment and run-in length in weeks.
     rate
-        Cramps per day at the mean run-in rate, control arm (calibration.md: 0.9/day).
+        Cramps per day at the mean run-in rate, control arm (docs/calibration.md: 0.9/day).
     k
-        Gamma frailty shape (NB size of a subject's total; calibration.md: 3).
+        Gamma frailty shape (NB size of a subject's total; docs/calibration.md: 3).
     b
         Coefficient of the centred log run-in rate (``baseline="independent"`` only).
     baseline

@@ -32,7 +32,7 @@ any number of subjects or weeks re-sample the compiled model without recompiling
 
 Priors
 ------
-As ``frailty_weekly`` (calibration.md rows cited there) plus, for the zero probability,
+As ``frailty_weekly`` (docs/calibration.md rows cited there) plus, for the zero probability,
 ``logit(pi) ~ Normal(-3, 1.5)`` (config ``prior_logit_pi_mu``/``_sd``; ``hurdle``:
 ``prior_logit_pi0_mu``/``_sd``): complete responders are rare. Prior median 4.7 %, 95 % on
 0.3-45 %. Under the count model alone a subject at 0.9 cramps/day with 8 diary weeks has
@@ -65,7 +65,8 @@ import xarray as xr
 from scipy import special
 
 from crampstats.engine import CountModel, PreparedData, thin_draws
-from crampstats.models.frailty_weekly import FrailtyWeekly, _rows_log_mu, _segment_sum
+from crampstats.models.frailty_weekly import FrailtyWeekly, rows_log_mu
+from crampstats.numerics import log1mexp, segment_sum
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -203,10 +204,10 @@ class _ZeroComponentModel(CountModel):
         """
         d, rows = prepared.data, prepared.extra
         phi = idata["posterior"]["phi"].values[..., None]
-        log_mu = _rows_log_mu(self.frailty(), idata, prepared)
+        log_mu = rows_log_mu(self.frailty(), idata, prepared)
         n_sub, idx = len(d["y_subject"]), rows["subject_idx"]
-        m = np.stack([_segment_sum(np.exp(lm), idx, n_sub) for lm in log_mu])
-        ylogmu = np.stack([_segment_sum(rows["y"] * lm, idx, n_sub) for lm in log_mu])
+        m = np.stack([segment_sum(np.exp(lm), idx, n_sub) for lm in log_mu])
+        ylogmu = np.stack([segment_sum(rows["y"] * lm, idx, n_sub) for lm in log_mu])
         ys = d["y_subject"]
         log_p0 = -phi * np.log1p(m / phi)
         log_nm = (
@@ -380,7 +381,7 @@ class Hurdle(_ZeroComponentModel):
         self, y0: np.ndarray, log_nm: np.ndarray, log_p0: np.ndarray, logit: np.ndarray
     ) -> np.ndarray:
         log_pi, log1m_pi = special.log_expit(logit), special.log_expit(-logit)
-        return np.where(y0, log_pi, log1m_pi + log_nm - _log1mexp(log_p0))
+        return np.where(y0, log_pi, log1m_pi + log_nm - log1mexp(log_p0))
 
     def _total_pmf(
         self, count: int, nb_pmf: np.ndarray, log_p0: np.ndarray, logit: np.ndarray
@@ -412,13 +413,8 @@ class Hurdle(_ZeroComponentModel):
         m = np.exp(eta) * weights.sum("week")
         log_p0 = -post["phi"] * np.log1p(m / post["phi"])
         logit = self._control_logit(post)
-        value = log_rate + special.log_expit(-logit) - _log1mexp(log_p0)
+        value = log_rate + special.log_expit(-logit) - log1mexp(log_p0)
         return value.transpose("chain", "draw", "subject")
-
-
-def _log1mexp(x: Any) -> Any:
-    """``log(1 - exp(x))`` for ``x < 0``, accurate at both ends (Machler 2012)."""
-    return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
 
 
 # --------------------------------------------------------------------------------------------

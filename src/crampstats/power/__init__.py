@@ -3,8 +3,9 @@
 One job per module: :mod:`~crampstats.power.config` (``config/power.yaml``, schema
 ``schemas/power.schema.yaml``), :mod:`~crampstats.power.generate` (seeds, true effects, data),
 :mod:`~crampstats.power.run` (a shard of replicates fitted by full MCMC, decisions kept),
-:mod:`~crampstats.power.summary` (power table and curves), :mod:`~crampstats.power.closed_form`
-(Zhu and Lakkis 2014) and :mod:`~crampstats.power.cli` (``crampstats power ...``).
+:mod:`~crampstats.power.summary` (power table and curves) and :mod:`~crampstats.power.cli`
+(``crampstats power ...``). The closed-form power and sample size of a count endpoint (Zhu and
+Lakkis 2014) live on the ground floor, :mod:`crampstats.closed_form`, and are re-exported here.
 
 Importing this package does not import PyMC or PyTensor (the compile directory can still be
 chosen), nor matplotlib.
@@ -12,7 +13,7 @@ chosen), nor matplotlib.
 
 from __future__ import annotations
 
-from crampstats.power.closed_form import zhu_lakkis_n, zhu_lakkis_power
+from crampstats.closed_form import zhu_lakkis_n, zhu_lakkis_power
 from crampstats.power.config import (
     Effect,
     PowerDesign,

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from crampstats.config import ConfigError
 from crampstats.errors import CrampstatsError
+from crampstats.power.config import load_power_config
+from crampstats.power.run import run_shard, terminal_progress
+from crampstats.power.summary import summarize
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -29,9 +32,6 @@ def _positive(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from crampstats.power.config import load_power_config
-    from crampstats.power.run import run_shard, terminal_progress
-
     config = load_power_config(args.config)
     if args.shard > args.shards:
         raise ConfigError(f"--shard {args.shard} is larger than --shards {args.shards}")
@@ -52,8 +52,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
-    from crampstats.power.summary import summarize
-
     table, svg = summarize(args.directory, target_power=args.target_power)
     targets = table.dropna(subset=["n_for_target"]).drop_duplicates(["design", "arm", "rule"])
     for row in targets.itertuples():

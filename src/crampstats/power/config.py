@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crampstats.config import ConfigError, check, read_yaml
+from crampstats.simulate.design import KNOWN_THERAPIES, validate_design
 
 #: Simulator design keys a power design sets itself (refused under ``simulator:``).
 OWN_SIMULATOR_KEYS = (
@@ -152,8 +153,6 @@ def check_power_config(config: dict[str, Any], source: str = "power config") -> 
 
 
 def _check_design(name: str, spec: dict[str, Any], source: str) -> None:
-    from crampstats.design import KNOWN_THERAPIES, validate_design
-
     where = f"designs.{name}"
     arms = spec["arms"]
     control = spec["control_arm"]
@@ -204,8 +203,6 @@ def resolve_design(config: dict[str, Any], name: str) -> PowerDesign:
     ConfigError
         If there is no such design.
     """
-    from crampstats.design import KNOWN_THERAPIES
-
     designs = config["designs"]
     if name not in designs:
         raise ConfigError(f"power config: no design {name!r}; designs: {sorted(designs)}")

@@ -20,7 +20,7 @@ trial takes about 11 ms, deriving it with pandas group-bys another 24 ms; the ag
 takes about 2 ms, which matters at thousands of replicates next to a 0.3 s fit.
 
 ``generator: negative_binomial`` draws independent NB totals with a common exposure and no run-in
-(the assumptions of the Zhu and Lakkis 2014 formula, :mod:`crampstats.power.closed_form`).
+(the assumptions of the Zhu and Lakkis 2014 formula, :mod:`crampstats.closed_form`).
 ``log_baseline_rate`` is then a constant 0 column: ``nb_totals`` requires the column, and a
 constant covariate centres to 0, so its coefficient drops out of the likelihood (its posterior is
 its prior) and the model reduces to the two-group NB comparison the formula describes.
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from crampstats.power.config import PowerDesign, simulator_design
+from crampstats.simulate import simulate
 
 #: Children of a replicate's SeedSequence.
 EFFECT, DATA, MCMC = 0, 1, 2
@@ -113,7 +114,6 @@ def simulate_periods(
     seed = replicate_seed(root, replicate, DATA)
     if design.generator == "negative_binomial":
         return negative_binomial_periods(design, n_per_arm, rr, np.random.default_rng(seed))
-    from crampstats.simulate import simulate
 
     trial = simulate(simulator_design(design, n_per_arm, rr), seed)
     return periods_from_tables(trial.tables)

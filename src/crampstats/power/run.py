@@ -22,7 +22,10 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from crampstats.catalogue import count_entry
 from crampstats.config import ConfigError
+from crampstats.decisions import probability_below, rule_met
+from crampstats.engine import diagnose
 from crampstats.errors import CrampstatsError
 from crampstats.power.config import (
     PowerDesign,
@@ -69,8 +72,6 @@ def analysis_model(config: dict[str, Any], design: PowerDesign) -> Any:
     ``missing_baseline`` defaults to ``"mean"``: a simulated patient without run-in diary days
     (possible only with selection switched off) must not stop a sweep.
     """
-    from crampstats.models import get_model
-
     analysis = config["analysis"]
     model_config = {
         "missing_baseline": "mean",
@@ -79,7 +80,7 @@ def analysis_model(config: dict[str, Any], design: PowerDesign) -> Any:
         "control_arm": design.control,
     }
     try:
-        return get_model(analysis["model"], model_config, dict(analysis["sampler"]))
+        return count_entry(analysis["model"]).model(model_config, dict(analysis["sampler"]))
     except ValueError as exc:
         raise ConfigError(f"power config: key analysis.model_config: {exc}") from None
 
@@ -197,8 +198,6 @@ def _fit_rows(
     n: int,
 ) -> list[dict[str, Any]]:
     """Fit one simulated trial and reduce the posterior to one row per active arm."""
-    from crampstats.engine import diagnose
-
     analysed = periods.loc[periods["exposure_days"] > 0, "arm"].value_counts()
     base = {
         arm: {
@@ -241,7 +240,7 @@ def _fit_rows(
             "rr_median": float(np.exp(median)),
             "rr_lower": float(np.exp(lower)),
             "rr_upper": float(np.exp(upper)),
-            "p_rr_below_1": float(np.mean(x < 0.0)),
+            "p_rr_below_1": float(probability_below(x, 0.0)),
             "rhat_max": diag["rhat_max"],
             "ess_bulk_min": diag["ess_bulk_min"],
             "ess_tail_min": diag["ess_tail_min"],
@@ -250,9 +249,10 @@ def _fit_rows(
             "error": "; ".join(diag["reasons"]),
         }
         for name, log_threshold, probability in rules:
-            p = float(np.mean(x < log_threshold))
+            # the analysis' rule (crampstats.decisions), so power and analysis decide alike
+            p = float(probability_below(x, log_threshold))
             row[f"p_rr_below_threshold[{name}]"] = p
-            row[f"decision[{name}]"] = bool(p > probability)
+            row[f"decision[{name}]"] = bool(rule_met(p, probability))
         out.append(row)
     return out
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crampstats.errors import CrampstatsError
+from crampstats.outputs import atomic_write_text
 from crampstats.power.run import read_decisions
 
 #: Columns of ``power.csv``, in order.
@@ -190,8 +191,6 @@ def summarize(
         ``directory/power.svg``: power (or assurance) against patients per arm with Monte Carlo
         bands, one panel per design.
     """
-    from crampstats.outputs import atomic_write_text
-
     directory = Path(directory)
     frame, metas = collect_decisions(directory)
     table = power_table(frame, metas, target_power)

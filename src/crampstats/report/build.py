@@ -16,7 +16,7 @@ measures) are built in :mod:`crampstats.report.secondary`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
@@ -27,117 +27,26 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
+from crampstats.catalogue import count_entry
 from crampstats.outputs import atomic_write_text
-from crampstats.report import figures, text
-from crampstats.report.load import Results, read_results
+from crampstats.report import figures, secondary, text
+from crampstats.report.common import (
+    MAX_WARNINGS,
+    Column,
+    ReportContext,
+    cell_text,
+    digits_of,
+    failed_row,
+    table,
+)
+from crampstats.report.load import Results, read_csv_table, read_results
 from crampstats.report.text import integer, interval, num, prob
-
-#: Rows shown of a long table (the full table is in ``tables/``).
-MAX_ROWS = 200
-#: Validation warnings listed one by one.
-MAX_WARNINGS = 100
-
-Column = tuple[str, str, Callable[[Any], str]]
+from crampstats.validate.contract import compliance
 
 
-def _text(x: Any) -> str:
-    return text.MISSING if text.is_missing(x) else str(x)
-
-
-def _n(digits: int) -> Callable[[Any], str]:
-    return lambda x: num(x, digits)
-
-
-def table(
-    df: pd.DataFrame,
-    columns: Sequence[Column],
-    *,
-    source: str | None = None,
-    max_rows: int = MAX_ROWS,
-    row_class: Callable[[Mapping[str, Any]], str] | None = None,
-) -> dict[str, Any]:
-    """Turn a data frame into rows of formatted strings for the table macro.
-
-    Parameters
-    ----------
-    df
-        The data.
-    columns
-        ``(column, header, formatter)`` triples; ``formatter`` turns a cell into text.
-    source
-        File holding the full table, named in the truncation note.
-    max_rows
-        Rows shown; the note says how many were left out.
-    row_class
-        Optional CSS class of each row (e.g. ``failed``).
-
-    Returns
-    -------
-    dict
-        ``headers``, ``rows`` (lists of ``cells`` and a ``cls``), ``numeric`` (right-aligned
-        columns) and ``note`` (``None`` unless truncated).
-    """
-    shown = df.head(max_rows)
-    rows = []
-    for record in shown.to_dict("records"):
-        rows.append(
-            {
-                "cells": [fmt(record.get(col)) for col, _, fmt in columns],
-                "cls": row_class(record) if row_class else "",
-            }
-        )
-    numeric = [
-        col in df.columns and pd.api.types.is_numeric_dtype(df[col]) and fmt is not _text
-        for col, _, fmt in columns
-    ]
-    note = None
-    if len(df) > max_rows:
-        where = f"; the full table is {source}" if source else ""
-        note = f"Showing the first {max_rows:,} of {len(df):,} rows{where}."
-    return {"headers": [h for _, h, _ in columns], "rows": rows, "numeric": numeric, "note": note}
-
-
-class _Context:
-    """Settings shared by the section builders (from the run's resolved config)."""
-
-    def __init__(self, results: Results) -> None:
-        self.results = results
-        self.config = results.config
-        analysis = self.config.get("analysis") or {}
-        self.analysis = analysis
-        self.level = float(analysis.get("level", 0.95))
-        self.threshold = float(analysis.get("threshold", 0.75))
-        self.control = str(self.config.get("control_arm", "placebo"))
-        self.design = str(self.config.get("design") or results.validation.get("design") or "")
-        self.within = self.design in ("crossover", "nof1")
-        self.models = results.models
-        self.primary = self.models[0] if self.models else None
-        self.trial_id = str(self.config.get("trial_id") or results.path.name)
-        self.tables = results.tables
-        self.level_text = text.percent_level(self.level)
-
-    def arm_order(self, present: Sequence[str]) -> list[str]:
-        """Arms in report order: control, then the configured order, then any others sorted."""
-        listed = [str(a) for a in self.config.get("arms") or []]
-        order = [self.control, *[a for a in listed if a != self.control]]
-        present = [str(a) for a in present]
-        known = [a for a in order if a in present]
-        return known + sorted(a for a in dict.fromkeys(present) if a not in known)
-
-    def model_rows(self, name: str, model: str | None) -> pd.DataFrame:
-        df = self.tables.get(name, pd.DataFrame())
-        if not len(df) or model is None:
-            return df.iloc[0:0]
-        return df[df["model"].astype(str) == model].reset_index(drop=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# 1. Summary and failed diagnostics
-# ---------------------------------------------------------------------------------------------
-def failed_diagnostics(ctx: _Context) -> list[dict[str, str]]:
+def failed_diagnostics(ctx: ReportContext) -> list[dict[str, str]]:
     """Fits whose status is not ``ok``, with the reasons (count and secondary models)."""
     # imported where used: crampstats.report.secondary builds on this module's helpers
-    from crampstats.report import secondary
 
     diag = ctx.tables["diagnostics"]
     out = []
@@ -145,10 +54,10 @@ def failed_diagnostics(ctx: _Context) -> list[dict[str, str]]:
         for rec in diag[diag["status"].astype(str) != "ok"].to_dict("records"):
             out.append(
                 {
-                    "id": _text(rec["model"]),
-                    "model": _text(rec["model"]),
-                    "status": _text(rec["status"]),
-                    "reasons": _text(rec.get("reasons")),
+                    "id": cell_text(rec["model"]),
+                    "model": cell_text(rec["model"]),
+                    "status": cell_text(rec["status"]),
+                    "reasons": cell_text(rec.get("reasons")),
                 }
             )
     out += secondary.failed_fits(ctx.tables)
@@ -159,7 +68,7 @@ def failed_diagnostics(ctx: _Context) -> list[dict[str, str]]:
     return out
 
 
-def summary_section(ctx: _Context) -> dict[str, Any] | None:
+def summary_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Plain sentences of the primary result, one per active arm."""
     effects = ctx.model_rows("effects", ctx.primary)
     if not len(effects):
@@ -168,7 +77,7 @@ def summary_section(ctx: _Context) -> dict[str, Any] | None:
     for rec in effects.to_dict("records"):
         sentences.append(
             {
-                "arm": _text(rec["arm"]),
+                "arm": cell_text(rec["arm"]),
                 "text": text.summary_sentence(rec, ctx.control, ctx.level, ctx.threshold),
                 "failed": str(rec.get("status")) != "ok",
             }
@@ -188,7 +97,7 @@ def summary_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # 2. Trial and data
 # ---------------------------------------------------------------------------------------------
-def _subjects(ctx: _Context) -> pd.DataFrame:
+def _subjects(ctx: ReportContext) -> pd.DataFrame:
     """One row per subject: validated subjects, else the derived periods deduplicated."""
     subjects = ctx.results.subjects
     if len(subjects) and "subject_id" in subjects:
@@ -199,18 +108,18 @@ def _subjects(ctx: _Context) -> pd.DataFrame:
     return pd.DataFrame()
 
 
-def _group_column(ctx: _Context, frame: pd.DataFrame) -> str | None:
+def _group_column(ctx: ReportContext, frame: pd.DataFrame) -> str | None:
     col = "sequence" if ctx.within else "arm"
     return col if col in frame.columns else None
 
 
-def _groups(ctx: _Context, frame: pd.DataFrame, col: str) -> list[str]:
+def _groups(ctx: ReportContext, frame: pd.DataFrame, col: str) -> list[str]:
     values = frame[col].astype("string").fillna("(missing)")
     present = list(dict.fromkeys(values))
     return ctx.arm_order(present) if col == "arm" else sorted(present)
 
 
-def trial_section(ctx: _Context) -> dict[str, Any] | None:
+def trial_section(ctx: ReportContext) -> dict[str, Any] | None:
     """CONSORT-style flow, diary completeness and compliance, validation warnings."""
     subjects = _subjects(ctx)
     counts = ctx.results.validation.get("counts") or {}
@@ -261,7 +170,7 @@ def trial_section(ctx: _Context) -> dict[str, Any] | None:
     return out
 
 
-def _analysed(ctx: _Context, subjects: pd.DataFrame) -> pd.Series | None:
+def _analysed(ctx: ReportContext, subjects: pd.DataFrame) -> pd.Series | None:
     """Subjects in the primary analysis: at least one diarised treatment day (derived periods)."""
     periods = ctx.results.periods
     if not len(periods) or "exposure_days" not in periods:
@@ -273,7 +182,7 @@ def _analysed(ctx: _Context, subjects: pd.DataFrame) -> pd.Series | None:
     return subjects["subject_id"].astype(str).isin(ids)
 
 
-def _diary_counts(counts: Mapping[str, Any], ctx: _Context) -> dict[str, Any] | None:
+def _diary_counts(counts: Mapping[str, Any], ctx: ReportContext) -> dict[str, Any] | None:
     if "diary_records" not in counts:
         return None
     days = counts.get("diary_days_by_period") or {}
@@ -306,13 +215,12 @@ def _period_name(period: str) -> str:
 
 
 def _compliance(
-    ctx: _Context, subjects: pd.DataFrame, col: str, groups: Sequence[str]
+    ctx: ReportContext, subjects: pd.DataFrame, col: str, groups: Sequence[str]
 ) -> dict[str, Any] | None:
     """Per-group diary compliance (contract definition: diarised / expected days)."""
     diary = ctx.results.diary
     if not len(diary) or not {"study_day", "days", "cramp_count"} <= set(diary.columns):
         return None
-    from crampstats.contract import compliance
 
     try:
         comp = compliance(subjects, diary)
@@ -352,7 +260,7 @@ def _compliance(
     }
 
 
-def _warnings(ctx: _Context) -> list[dict[str, str]]:
+def _warnings(ctx: ReportContext) -> list[dict[str, str]]:
     listed = ctx.results.validation.get("warnings")
     if listed is None:
         listed = [
@@ -364,9 +272,9 @@ def _warnings(ctx: _Context) -> list[dict[str, str]]:
         if isinstance(w, Mapping):
             out.append(
                 {
-                    "kind": _text(w.get("kind") or ""),
-                    "subject": _text(w.get("subject")),
-                    "message": _text(w.get("message")),
+                    "kind": cell_text(w.get("kind") or ""),
+                    "subject": cell_text(w.get("subject")),
+                    "message": cell_text(w.get("message")),
                 }
             )
         else:
@@ -400,7 +308,7 @@ def _mean_sd(values: pd.Series, digits: int = 1) -> str:
     return f"{values.mean():.{digits}f} ({num(sd, digits)})"
 
 
-def baseline_section(ctx: _Context) -> dict[str, Any] | None:
+def baseline_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Baseline characteristics by arm (parallel) or sequence (within-subject designs)."""
     periods = ctx.results.periods
     if not len(periods) or "subject_id" not in periods:
@@ -471,11 +379,7 @@ def baseline_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # 4-5. Primary analysis and decision quantities
 # ---------------------------------------------------------------------------------------------
-def _failed_row(rec: Mapping[str, Any]) -> str:
-    return "failed" if str(rec.get("status", "ok")) not in ("ok", "<NA>", "nan") else ""
-
-
-def primary_section(ctx: _Context) -> dict[str, Any] | None:
+def primary_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Forest plot and table of the primary model's rate ratios."""
     effects = ctx.model_rows("effects", ctx.primary)
     if not len(effects):
@@ -491,24 +395,24 @@ def primary_section(ctx: _Context) -> dict[str, Any] | None:
         title=f"Rate ratios versus {ctx.control}, {ctx.primary}, {ctx.level_text} intervals",
     )
     cols: list[Column] = [
-        ("arm", "Arm", _text),
-        ("comparator", "Versus", _text),
-        ("rr_median", "Rate ratio", _n(2)),
-        ("rr_lower", f"{ctx.level_text} CrI lower", _n(2)),
-        ("rr_upper", f"{ctx.level_text} CrI upper", _n(2)),
+        ("arm", "Arm", cell_text),
+        ("comparator", "Versus", cell_text),
+        ("rr_median", "Rate ratio", digits_of(2)),
+        ("rr_lower", f"{ctx.level_text} CrI lower", digits_of(2)),
+        ("rr_upper", f"{ctx.level_text} CrI upper", digits_of(2)),
         ("p_rr_below_1", "P(RR < 1)", prob),
         ("p_rr_below_threshold", f"P(RR < {ctx.threshold:g})", prob),
-        ("status", "Fit", _text),
+        ("status", "Fit", cell_text),
     ]
     return {
         "figure": svg,
-        "table": table(effects, cols, row_class=_failed_row),
+        "table": table(effects, cols, row_class=failed_row),
         "primary": ctx.primary,
         "threshold": f"{ctx.threshold:g}",
     }
 
 
-def decisions_section(ctx: _Context) -> dict[str, Any] | None:
+def decisions_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Decision quantities per arm and ranking probabilities (primary model)."""
     effects = ctx.model_rows("effects", ctx.primary)
     ranks = ctx.model_rows("rankings", ctx.primary)
@@ -527,13 +431,13 @@ def decisions_section(ctx: _Context) -> dict[str, Any] | None:
             ]
         )
         cols: list[Column] = [
-            ("arm", "Arm", _text),
+            ("arm", "Arm", cell_text),
             ("p_rr_below_1", "P(any reduction)", prob),
             ("p_rr_below_threshold", f"P({text.threshold_phrase(ctx.threshold)})", prob),
-            ("abs_diff_per_week_median", "Difference in cramps per week", _n(2)),
-            ("abs_interval", f"{ctx.level_text} CrI", _text),
+            ("abs_diff_per_week_median", "Difference in cramps per week", digits_of(2)),
+            ("abs_interval", f"{ctx.level_text} CrI", cell_text),
         ]
-        out["effects"] = table(df, cols, row_class=_failed_row)
+        out["effects"] = table(df, cols, row_class=failed_row)
     if len(ranks):
         ranks = ranks.sort_values(["mean_rank", "arm"]).reset_index(drop=True)
         rank_cols = sorted(
@@ -541,12 +445,12 @@ def decisions_section(ctx: _Context) -> dict[str, Any] | None:
             key=lambda c: int(c.rsplit("_", 1)[1]),
         )
         cols = [
-            ("arm", "Arm", _text),
-            ("p_best", "P(best)", _n(2)),
-            ("mean_rank", "Mean rank", _n(2)),
-            ("sucra", "SUCRA", _n(2)),
+            ("arm", "Arm", cell_text),
+            ("p_best", "P(best)", digits_of(2)),
+            ("mean_rank", "Mean rank", digits_of(2)),
+            ("sucra", "SUCRA", digits_of(2)),
         ]
-        cols += [(c, f"P(rank {c.rsplit('_', 1)[1]})", _n(2)) for c in rank_cols]
+        cols += [(c, f"P(rank {c.rsplit('_', 1)[1]})", digits_of(2)) for c in rank_cols]
         out["ranks"] = table(ranks, cols)
     return out
 
@@ -554,7 +458,7 @@ def decisions_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # 6. Sensitivity analyses
 # ---------------------------------------------------------------------------------------------
-def sensitivity_section(ctx: _Context) -> dict[str, Any] | None:
+def sensitivity_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Every model's estimate and the frequentist twins beside the primary, arm by arm."""
     effects, freq = ctx.tables["effects"], ctx.tables["frequentist"]
     n_models = effects["model"].nunique() if len(effects) else 0
@@ -611,7 +515,9 @@ def sensitivity_section(ctx: _Context) -> dict[str, Any] | None:
                     "lower": rec["rr_lower"],
                     "upper": rec["rr_upper"],
                     "p1": np.nan,
-                    "note": _text(rec.get("note")) if not text.is_missing(rec.get("note")) else "",
+                    "note": (
+                        cell_text(rec.get("note")) if not text.is_missing(rec.get("note")) else ""
+                    ),
                     "status": "ok",
                 }
             )
@@ -623,22 +529,22 @@ def sensitivity_section(ctx: _Context) -> dict[str, Any] | None:
         title="Rate ratios of every model and frequentist twin, by arm",
     )
     cols: list[Column] = [
-        ("arm", "Arm", _text),
-        ("estimate", "Estimate", _text),
-        ("kind", "Kind", _text),
-        ("rr", "Rate ratio", _n(2)),
-        ("lower", f"{ctx.level_text} lower", _n(2)),
-        ("upper", f"{ctx.level_text} upper", _n(2)),
+        ("arm", "Arm", cell_text),
+        ("estimate", "Estimate", cell_text),
+        ("kind", "Kind", cell_text),
+        ("rr", "Rate ratio", digits_of(2)),
+        ("lower", f"{ctx.level_text} lower", digits_of(2)),
+        ("upper", f"{ctx.level_text} upper", digits_of(2)),
         ("p1", "P(RR < 1)", prob),
-        ("note", "Note", _text),
+        ("note", "Note", cell_text),
     ]
-    return {"figure": svg, "table": table(df, cols, row_class=_failed_row), "level": ctx.level_text}
+    return {"figure": svg, "table": table(df, cols, row_class=failed_row), "level": ctx.level_text}
 
 
 # ---------------------------------------------------------------------------------------------
 # 7. Course over time
 # ---------------------------------------------------------------------------------------------
-def course_section(ctx: _Context) -> dict[str, Any] | None:
+def course_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Observed weekly cramps per arm with the models' fitted courses."""
     course = ctx.tables["course"]
     if not len(course) or not {"arm", "week", "per_week", "model"} <= set(course.columns):
@@ -658,7 +564,7 @@ def course_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # 8. Model checking
 # ---------------------------------------------------------------------------------------------
-def checking_section(ctx: _Context) -> dict[str, Any] | None:
+def checking_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Diagnostics, rootograms, LOO comparison and the place of a prior sensitivity analysis."""
     diag, ppc, loo = ctx.tables["diagnostics"], ctx.tables["ppc"], ctx.tables["loo"]
     limits = ctx.analysis.get("diagnostics") or {}
@@ -672,9 +578,9 @@ def checking_section(ctx: _Context) -> dict[str, Any] | None:
     }
     if len(diag):
         cols: list[Column] = [
-            ("model", "Model", _text),
-            ("status", "Status", _text),
-            ("rhat_max", "Max R-hat", _n(3)),
+            ("model", "Model", cell_text),
+            ("status", "Status", cell_text),
+            ("rhat_max", "Max R-hat", digits_of(3)),
             ("ess_bulk_min", "Min bulk ESS", integer),
             ("ess_tail_min", "Min tail ESS", integer),
             ("divergences", "Divergences", integer),
@@ -683,9 +589,9 @@ def checking_section(ctx: _Context) -> dict[str, Any] | None:
             ("draws", "Draws", integer),
             ("tune", "Tune", integer),
         ]
-        out["diagnostics"] = table(diag, cols, row_class=_failed_row)
+        out["diagnostics"] = table(diag, cols, row_class=failed_row)
         out["reasons"] = [
-            {"model": _text(r["model"]), "reasons": _text(r["reasons"])}
+            {"model": cell_text(r["model"]), "reasons": cell_text(r["reasons"])}
             for r in diag.to_dict("records")
             if not text.is_missing(r.get("reasons")) and str(r["reasons"]).strip()
         ]
@@ -703,26 +609,24 @@ def checking_section(ctx: _Context) -> dict[str, Any] | None:
             out["rootograms"].append({"model": model, "unit": unit, "figure": svg})
     if len(loo):
         cols = [
-            ("data", "Data", _text),
-            ("model", "Model", _text),
-            ("elpd_loo", "ELPD", _n(1)),
-            ("se", "SE", _n(1)),
-            ("p_loo", "p_loo", _n(1)),
-            ("elpd_diff", "ELPD diff.", _n(1)),
-            ("dse", "SE diff.", _n(1)),
-            ("weight", "Weight", _n(2)),
-            ("pareto_k_max", "Max k", _n(2)),
+            ("data", "Data", cell_text),
+            ("model", "Model", cell_text),
+            ("elpd_loo", "ELPD", digits_of(1)),
+            ("se", "SE", digits_of(1)),
+            ("p_loo", "p_loo", digits_of(1)),
+            ("elpd_diff", "ELPD diff.", digits_of(1)),
+            ("dse", "SE diff.", digits_of(1)),
+            ("weight", "Weight", digits_of(2)),
+            ("pareto_k_max", "Max k", digits_of(2)),
             ("n_pareto_k_high", "k > 0.7", integer),
             ("n_subjects", "Subjects", integer),
         ]
         out["loo"] = table(loo, cols)
     prior_file = ctx.results.path / "tables" / "prior_sensitivity.csv"
     if prior_file.is_file():
-        from crampstats.report.load import read_csv_table
-
         prior = read_csv_table(prior_file)
         out["prior_sensitivity"] = table(
-            prior, [(c, c, _text) for c in prior.columns], source="tables/prior_sensitivity.csv"
+            prior, [(c, c, cell_text) for c in prior.columns], source="tables/prior_sensitivity.csv"
         )
     if not (len(diag) or len(ppc) or len(loo)):
         return None
@@ -732,7 +636,7 @@ def checking_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # 9. Crossover / N-of-1: per-patient effects
 # ---------------------------------------------------------------------------------------------
-def patients_section(ctx: _Context) -> dict[str, Any] | None:
+def patients_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Per-patient effects with P(own benefit), table and plot per model and arm."""
     pts = ctx.tables["patients"]
     if not len(pts):
@@ -752,16 +656,18 @@ def patients_section(ctx: _Context) -> dict[str, Any] | None:
         )
         figs.append({"model": model, "arm": arm, "figure": svg, "n": integer(len(part))})
     benefit = pts["p_own_benefit"].astype(float)
-    cols: list[Column] = [("subject_id", "Subject", _text), ("arm", "Treatment", _text)]
+    cols: list[Column] = [("subject_id", "Subject", cell_text), ("arm", "Treatment", cell_text)]
     # a column with one value in every row is named once in the text instead
     common = {c: str(pts[c].iloc[0]) for c in ("comparator", "model") if pts[c].nunique() <= 1}
     cols += [
-        (c, h, _text) for c, h in (("comparator", "Versus"), ("model", "Model")) if c not in common
+        (c, h, cell_text)
+        for c, h in (("comparator", "Versus"), ("model", "Model"))
+        if c not in common
     ]
     cols += [
-        ("effect_median", "Effect" if not ratio else "Rate ratio", _n(2)),
-        ("effect_lower", f"{ctx.level_text} lower", _n(2)),
-        ("effect_upper", f"{ctx.level_text} upper", _n(2)),
+        ("effect_median", "Effect" if not ratio else "Rate ratio", digits_of(2)),
+        ("effect_lower", f"{ctx.level_text} lower", digits_of(2)),
+        ("effect_upper", f"{ctx.level_text} upper", digits_of(2)),
         ("p_own_benefit", "P(own benefit)", prob),
         ("n_periods", "Periods", integer),
     ]
@@ -781,17 +687,15 @@ def patients_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # 10. Methods
 # ---------------------------------------------------------------------------------------------
-def _model_config(ctx: _Context, model: str) -> tuple[dict[str, Any], str]:
+def _model_config(ctx: ReportContext, model: str) -> tuple[dict[str, Any], str]:
     """Return the model config a fit used (stored with it), else config overrides on defaults."""
     attrs = ctx.results.fit_attrs.get(model) or {}
     if isinstance(attrs.get("model_config"), Mapping):
         return dict(attrs["model_config"]), "recorded with the fit"
     overrides = (ctx.analysis.get("model_config") or {}).get(model) or {}
     try:
-        from crampstats.models import MODELS
-
-        defaults = dict(MODELS[model].default_model_config)
-    except KeyError:
+        defaults = dict(count_entry(model).model.default_model_config)
+    except KeyError:  # a results folder written by another version of the catalogue
         defaults = {}
     source = (
         "model defaults with the configured overrides"
@@ -801,17 +705,15 @@ def _model_config(ctx: _Context, model: str) -> tuple[dict[str, Any], str]:
     return {**defaults, **overrides}, source
 
 
-def _sampler(ctx: _Context, model: str) -> dict[str, Any]:
+def _sampler(ctx: ReportContext, model: str) -> dict[str, Any]:
     attrs = ctx.results.fit_attrs.get(model) or {}
     if isinstance(attrs.get("sampler_config"), Mapping):
         return dict(attrs["sampler_config"])
     return dict(ctx.analysis.get("sampler") or {})
 
 
-def methods_section(ctx: _Context) -> dict[str, Any]:
+def methods_section(ctx: ReportContext) -> dict[str, Any]:
     """Methods in words, from the resolved config and the fits' recorded settings."""
-    from crampstats.report import secondary
-
     versions = ctx.results.provenance.get("versions") or {}
     arms = [str(a) for a in ctx.config.get("arms") or []]
     freq = ctx.tables["frequentist"]
@@ -848,26 +750,26 @@ def methods_section(ctx: _Context) -> dict[str, Any]:
         "arms": arms,
         "control": ctx.control,
         "models": models,
-        "sampler": {k: _text(v) for k, v in sorted(sampler.items())},
-        "chains": _text(sampler.get("chains")),
-        "draws": _text(sampler.get("draws")),
-        "tune": _text(sampler.get("tune")),
-        "target_accept": _text(sampler.get("target_accept")),
-        "seed": _text(ctx.config.get("seed")),
+        "sampler": {k: cell_text(v) for k, v in sorted(sampler.items())},
+        "chains": cell_text(sampler.get("chains")),
+        "draws": cell_text(sampler.get("draws")),
+        "tune": cell_text(sampler.get("tune")),
+        "target_accept": cell_text(sampler.get("target_accept")),
+        "seed": cell_text(ctx.config.get("seed")),
         "limits": {k: f"{float(v):g}" for k, v in limits.items()},
         "level": ctx.level_text,
         "threshold": f"{ctx.threshold:g}",
         "threshold_phrase": text.threshold_phrase(ctx.threshold),
         "covariates": [str(c) for c in ctx.analysis.get("covariates") or []],
-        "missing_baseline": _text(ctx.analysis.get("missing_baseline", "error")),
+        "missing_baseline": cell_text(ctx.analysis.get("missing_baseline", "error")),
         "compliance_threshold": f"{float(ctx.config.get('compliance_threshold', 0.8)):g}",
         "twins": bool(ctx.analysis.get("twins", True)) and bool(twins),
-        "versions": {k: _text(v) for k, v in sorted(versions.items())},
-        "nutpie": _text(versions.get("nutpie")),
-        "pymc": _text(versions.get("pymc")),
-        "arviz": _text(versions.get("arviz")),
-        "statsmodels": _text(versions.get("statsmodels")),
-        "crampstats": _text(versions.get("crampstats")),
+        "versions": {k: cell_text(v) for k, v in sorted(versions.items())},
+        "nutpie": cell_text(versions.get("nutpie")),
+        "pymc": cell_text(versions.get("pymc")),
+        "arviz": cell_text(versions.get("arviz")),
+        "statsmodels": cell_text(versions.get("statsmodels")),
+        "crampstats": cell_text(versions.get("crampstats")),
         "has_diary_counts": bool(diary),
         "secondary": secondary.methods_models(ctx),
         "secondary_notes": secondary.methods_notes(ctx),
@@ -887,7 +789,7 @@ def _report_versions() -> dict[str, str]:
     return out
 
 
-def provenance_section(ctx: _Context) -> dict[str, Any] | None:
+def provenance_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Input hashes, config, versions, commit, seeds and run time of the analysis."""
     prov = ctx.results.provenance
     if not prov:
@@ -898,8 +800,8 @@ def provenance_section(ctx: _Context) -> dict[str, Any] | None:
         inputs.append(
             {
                 "label": str(label),
-                "path": _text(entry.get("path")),
-                "sha256": _text(entry.get("sha256")),
+                "path": cell_text(entry.get("path")),
+                "sha256": cell_text(entry.get("sha256")),
             }
         )
     config_text = yaml.safe_dump(
@@ -909,20 +811,21 @@ def provenance_section(ctx: _Context) -> dict[str, Any] | None:
     return {
         "inputs": inputs,
         "validated": [{"label": str(k), "sha256": str(v)} for k, v in sorted(validated.items())],
-        "git_commit": _text(prov.get("git_commit")),
+        "git_commit": cell_text(prov.get("git_commit")),
         "seeds": [
-            {"name": str(k), "seed": _text(v)} for k, v in sorted((prov.get("seeds") or {}).items())
+            {"name": str(k), "seed": cell_text(v)}
+            for k, v in sorted((prov.get("seeds") or {}).items())
         ],
-        "started": _text(prov.get("started_utc")),
-        "run_seconds": _text(prov.get("run_seconds")),
+        "started": cell_text(prov.get("started_utc")),
+        "run_seconds": cell_text(prov.get("run_seconds")),
         "versions": [
-            {"name": str(k), "version": _text(v)}
+            {"name": str(k), "version": cell_text(v)}
             for k, v in sorted((prov.get("versions") or {}).items())
         ],
         "report_versions": [{"name": k, "version": v} for k, v in _report_versions().items()],
         "config": config_text,
         "failed_models": [str(m) for m in prov.get("failed_models") or []],
-        "endpoint": _text(prov.get("endpoint")),
+        "endpoint": cell_text(prov.get("endpoint")),
     }
 
 
@@ -957,9 +860,7 @@ def report_context(results: Results) -> dict[str, Any]:
     dict
         Template context.
     """
-    from crampstats.report import secondary
-
-    ctx = _Context(results)
+    ctx = ReportContext(results)
     sections = {
         "summary": summary_section(ctx),
         "trial": trial_section(ctx),
@@ -1004,8 +905,8 @@ def report_context(results: Results) -> dict[str, Any]:
         "trial_id": ctx.trial_id,
         "design": ctx.design or "not recorded",
         "endpoint": str(results.provenance.get("endpoint") or "cramp_frequency"),
-        "started": _text(results.provenance.get("started_utc")),
-        "git_commit": _text(results.provenance.get("git_commit")),
+        "started": cell_text(results.provenance.get("started_utc")),
+        "git_commit": cell_text(results.provenance.get("git_commit")),
         "models": ctx.models,
         "primary_model": ctx.primary,
         "control": ctx.control,

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
+from crampstats.report.text import prob
+
 #: Colour-blind safe palette (Okabe & Ito 2008), control arm first.
 PALETTE = (
     "#555555", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
@@ -119,8 +121,6 @@ def _plain(text: str) -> str:
 
 
 def _prob(p: float) -> str:
-    from crampstats.report.text import prob
-
     return prob(p)
 
 

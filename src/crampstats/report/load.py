@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from crampstats.catalogue import ENDPOINTS
 from crampstats.errors import CrampstatsError
 
 #: The tables ``crampstats analyze`` writes into ``tables/``: the cramp-frequency tables
@@ -24,12 +25,9 @@ TABLES = (
     "cramp_potential", "locations", "outcome_measures",
 )  # fmt: skip
 
-#: Secondary endpoints (crampstats.secondary.ENDPOINTS, repeated so that reading a results folder
-#: imports no sampler); the run's model list in provenance.json names them beside the count models.
-SECONDARY_ENDPOINTS = (
-    "ctf", "afterdischarge", "cramp_potential", "intensity", "responder", "safety", "location",
-    "outcome_measures",
-)  # fmt: skip
+#: Secondary endpoints of the catalogue; older runs' provenance.json named them beside the count
+#: models in one list.
+SECONDARY_ENDPOINTS = tuple(e.id for e in ENDPOINTS)
 
 #: Columns read as text whatever they look like: ids such as ``NA`` or ``001`` stay as written.
 TEXT_COLUMNS = (

@@ -4,7 +4,7 @@ Sections: EMG endpoints, intensity and responders, safety, outcome-measure prope
 secondary fits join the alert at the top of the page, and each secondary model gets its
 paragraph under Methods.
 
-Each section builder takes the report's context (:class:`crampstats.report.build._Context`,
+Each section builder takes the report's context (:class:`crampstats.report.build.ReportContext`,
 whose ``tables`` hold the CSV tables of ``crampstats.secondary``) and returns the template's
 context of its section, or ``None`` when none of the section's tables exist, in which case the
 section and its entry in the contents are left out, as every optional section is. Builders are
@@ -18,24 +18,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from crampstats.catalogue import ENDPOINTS, endpoint_entry
+from crampstats.models.safety import QUININE_SIGNAL_CATEGORIES
 from crampstats.report import figures, text
-from crampstats.report.build import Column, _failed_row, _text, table
+from crampstats.report.common import Column, ReportContext, cell_text, failed_row, table
 from crampstats.report.text import integer, num, prob
 
-if TYPE_CHECKING:
-    from crampstats.report.build import _Context
-
-#: Categories of quinine's known harms, flagged in any arm from one event
-#: (crampstats.models.safety.QUININE_SIGNAL_CATEGORIES, repeated so that the report imports no
-#: sampler; calibration.md, quinine row).
-QUININE_SIGNALS = ("thrombocytopenia", "qt_prolongation", "cinchonism")
+#: Categories of quinine's known harms, flagged in any arm from one event (docs/calibration.md,
+#: quinine row).
+QUININE_SIGNALS = QUININE_SIGNAL_CATEGORIES
 #: Endpoints with a Bayesian model and a frequentist twin, in the order of the tables.
-MODEL_ENDPOINTS = ("ctf", "afterdischarge", "intensity", "responder", "safety")
+MODEL_ENDPOINTS = tuple(e.id for e in ENDPOINTS if e.model is not None)
 #: Endpoints of ``outcome_measures.csv`` in report order (others follow, sorted).
 OUTCOME_ENDPOINTS = (
     "cramp_frequency", "ctf", "cramp_frequency_vs_ctf", "afterdischarge_grade", "afterdischarge",
@@ -75,7 +73,7 @@ _EFFECT_COLUMNS = ("model", "comparator", "lower", "upper", "p_benefit", "status
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-def _frame(ctx: _Context, name: str) -> pd.DataFrame:
+def _frame(ctx: ReportContext, name: str) -> pd.DataFrame:
     return ctx.tables.get(name, pd.DataFrame())
 
 
@@ -109,7 +107,7 @@ def _with_numeric(t: dict[str, Any], headers: Sequence[str]) -> dict[str, Any]:
     return t
 
 
-def _arm_rank(ctx: _Context, arms: pd.Series) -> pd.Series:
+def _arm_rank(ctx: ReportContext, arms: pd.Series) -> pd.Series:
     order = ctx.arm_order(list(dict.fromkeys(arms.astype(str))))
     return arms.astype(str).map({a: i for i, a in enumerate(order)})
 
@@ -130,7 +128,7 @@ def _analysis(kind: str) -> str:
     return {"bayes": "Bayesian", "twin": "twin"}.get(kind, kind)
 
 
-def secondary_effects(ctx: _Context, endpoints: Sequence[str]) -> pd.DataFrame:
+def secondary_effects(ctx: ReportContext, endpoints: Sequence[str]) -> pd.DataFrame:
     """Rows of ``effects_secondary.csv`` for some endpoints, in report order.
 
     Adds ``kind`` (``bayes``/``twin``), ``base`` (measure without category), ``category`` (of
@@ -160,7 +158,7 @@ def secondary_effects(ctx: _Context, endpoints: Sequence[str]) -> pd.DataFrame:
     return rows.drop(columns=["_e", "_c", "_a", "_k"]).reset_index(drop=True)
 
 
-def _effects_table(ctx: _Context, rows: pd.DataFrame, p_header: str) -> dict[str, Any]:
+def _effects_table(ctx: ReportContext, rows: pd.DataFrame, p_header: str) -> dict[str, Any]:
     """Table of effect rows: measure, arm, (versus,) analysis, estimate, interval, P, fit.
 
     The comparator gets a column only when it is not the same in every row (the caption names
@@ -190,22 +188,22 @@ def _effects_table(ctx: _Context, rows: pd.DataFrame, p_header: str) -> dict[str
     )
     versus = rows["comparator"].astype("string").nunique() > 1
     cols: list[Column] = [
-        ("measure", "Measure", _text),
-        ("arm", "Arm", _text),
-        *([("comparator", "Versus", _text)] if versus else []),
-        ("analysis", "Analysis", _text),
-        ("estimate", "Estimate", _text),
-        ("lower", f"{ctx.level_text} lower", _text),
-        ("upper", f"{ctx.level_text} upper", _text),
-        ("p_benefit", p_header, _text),
-        ("status", "Fit", _text),
+        ("measure", "Measure", cell_text),
+        ("arm", "Arm", cell_text),
+        *([("comparator", "Versus", cell_text)] if versus else []),
+        ("analysis", "Analysis", cell_text),
+        ("estimate", "Estimate", cell_text),
+        ("lower", f"{ctx.level_text} lower", cell_text),
+        ("upper", f"{ctx.level_text} upper", cell_text),
+        ("p_benefit", p_header, cell_text),
+        ("status", "Fit", cell_text),
     ]
-    t = table(shown, cols, source="tables/effects_secondary.csv", row_class=_failed_row)
+    t = table(shown, cols, source="tables/effects_secondary.csv", row_class=failed_row)
     numeric = ["Estimate", f"{ctx.level_text} lower", f"{ctx.level_text} upper", p_header]
     return _with_numeric(t, numeric)
 
 
-def _forest(ctx: _Context, rows: pd.DataFrame, fig_id: str, title: str) -> Any:
+def _forest(ctx: ReportContext, rows: pd.DataFrame, fig_id: str, title: str) -> Any:
     """Effect panels of the (endpoint, measure) pairs of :data:`PANELS` present in ``rows``."""
     panels, groups = [], []
     for (endpoint, measure), (head, xlabel, log, ref, benefit) in PANELS.items():
@@ -231,7 +229,7 @@ def _forest(ctx: _Context, rows: pd.DataFrame, fig_id: str, title: str) -> Any:
     return figures.effect_panels(groups, panels, fig_id=fig_id, title=title, level=ctx.level_text)
 
 
-def _fits_table(ctx: _Context, endpoints: Sequence[str]) -> dict[str, Any] | None:
+def _fits_table(ctx: ReportContext, endpoints: Sequence[str]) -> dict[str, Any] | None:
     """Convergence of the endpoints' Bayesian fits (``diagnostics_secondary.csv``)."""
     diag = _frame(ctx, "diagnostics_secondary")
     if not _has(diag, "endpoint"):
@@ -242,21 +240,21 @@ def _fits_table(ctx: _Context, endpoints: Sequence[str]) -> dict[str, Any] | Non
     rows["_e"] = rows["endpoint"].astype(str).map({e: i for i, e in enumerate(endpoints)})
     rows = rows.sort_values("_e", kind="stable")
     cols: list[Column] = [
-        ("model", "Model", _text),
-        ("status", "Status", _text),
+        ("model", "Model", cell_text),
+        ("status", "Status", cell_text),
         ("rhat_max", "Max R-hat", lambda x: num(x, 3)),
         ("ess_bulk_min", "Min bulk ESS", integer),
         ("ess_tail_min", "Min tail ESS", integer),
         ("divergences", "Divergences", integer),
-        ("reasons", "Reasons", _text),
+        ("reasons", "Reasons", cell_text),
     ]
-    return table(rows, cols, row_class=_failed_row)
+    return table(rows, cols, row_class=failed_row)
 
 
 # ---------------------------------------------------------------------------------------------
 # EMG endpoints
 # ---------------------------------------------------------------------------------------------
-def emg_section(ctx: _Context) -> dict[str, Any] | None:
+def emg_section(ctx: ReportContext) -> dict[str, Any] | None:
     """CTF and after-discharge effects (forest and table), fits, cramp potentials by visit."""
     rows = secondary_effects(ctx, ("ctf", "afterdischarge"))
     fits = _fits_table(ctx, ("ctf", "afterdischarge"))
@@ -274,11 +272,11 @@ def emg_section(ctx: _Context) -> dict[str, Any] | None:
             )
         ]
         cols: list[Column] = [
-            ("arm", "Arm", _text),
-            ("visit", "Visit", _text),
+            ("arm", "Arm", cell_text),
+            ("visit", "Visit", cell_text),
             ("n", "n", integer),
             ("median_hz", "Median (Hz)", lambda x: num(x, 1)),
-            ("iqr", "Quartiles (Hz)", _text),
+            ("iqr", "Quartiles (Hz)", cell_text),
             ("geometric_mean_hz", "Geometric mean (Hz)", lambda x: num(x, 1)),
             ("sd_log", "SD of log", lambda x: num(x, 2)),
         ]
@@ -307,7 +305,7 @@ def emg_section(ctx: _Context) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # Intensity and responders
 # ---------------------------------------------------------------------------------------------
-def intensity_section(ctx: _Context) -> dict[str, Any] | None:
+def intensity_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Intensity and responder effects (forest and table), fits, cramp locations."""
     rows = secondary_effects(ctx, ("intensity", "responder"))
     fits = _fits_table(ctx, ("intensity", "responder"))
@@ -317,9 +315,9 @@ def intensity_section(ctx: _Context) -> dict[str, Any] | None:
         locations = locations.assign(_a=_arm_rank(ctx, locations["arm"]))
         locations = locations.sort_values("_a", kind="stable").reset_index(drop=True)
         cols: list[Column] = [
-            ("arm", "Arm", _text),
-            ("period", "Period", _text),
-            ("location", "Location", _text),
+            ("arm", "Arm", cell_text),
+            ("period", "Period", cell_text),
+            ("location", "Location", cell_text),
             ("subjects", "Subjects", integer),
             ("cramp_days", "Cramp days", integer),
             ("cramps", "Cramps", integer),
@@ -347,7 +345,7 @@ def intensity_section(ctx: _Context) -> dict[str, Any] | None:
     }
 
 
-def _responder_settings(ctx: _Context) -> tuple[str, str]:
+def _responder_settings(ctx: ReportContext) -> tuple[str, str]:
     """Return the responder threshold (``50 %``) and what a missing diary counts as."""
     settings = ctx.analysis.get("secondary") or {}
     threshold = _float(settings.get("responder_threshold", 0.5))
@@ -381,7 +379,7 @@ def _incidence(safety: pd.DataFrame) -> pd.Series:
     return pd.Series(np.nan, index=safety.index)
 
 
-def _signals(ctx: _Context) -> dict[str, Any]:
+def _signals(ctx: ReportContext) -> dict[str, Any]:
     """Return the quinine-signal box: events of the signal categories in any arm.
 
     ``safety_signals.csv`` lists every arm and signal category, with zero counts; the box shows
@@ -414,13 +412,13 @@ def _signals(ctx: _Context) -> dict[str, Any]:
             signals["serious"] = ["yes" if _truthy(v) else "no" for v in signals["any_serious"]]
         optional: list[Column] = [
             ("n_events", "Events", integer),
-            ("serious", "Any serious", _text),
-            ("terms", "Terms reported", _text),
+            ("serious", "Any serious", cell_text),
+            ("terms", "Terms reported", cell_text),
             ("first_study_day", "First study day", integer),
         ]
         cols: list[Column] = [
-            ("category", "Category", _text),
-            ("arm", "Arm", _text),
+            ("category", "Category", cell_text),
+            ("arm", "Arm", cell_text),
             ("n_with_event", "Subjects with an event", integer),
             *[c for c in optional if c[0] in signals],
         ]
@@ -447,8 +445,8 @@ def _incidence_table(
             ]
             rec[f"arm{j}"] = _incidence_cell(part.iloc[0]) if len(part) else text.MISSING
         records.append(rec)
-    cols: list[Column] = [("category", "Category", _text)]
-    cols += [(f"arm{j}", arm, _text) for j, arm in enumerate(arms)]
+    cols: list[Column] = [("category", "Category", cell_text)]
+    cols += [(f"arm{j}", arm, cell_text) for j, arm in enumerate(arms)]
     t = table(pd.DataFrame(records), cols, max_rows=10_000)
     return _with_numeric(t, arms)
 
@@ -468,7 +466,7 @@ def _incidence_cell(row: pd.Series) -> str:
     return cell
 
 
-def _safety_effects(ctx: _Context) -> dict[str, Any] | None:
+def _safety_effects(ctx: ReportContext) -> dict[str, Any] | None:
     """Risk difference and risk ratio per category and arm, Bayesian and twin side by side."""
     rows = secondary_effects(ctx, ("safety",))
     if not len(rows):
@@ -497,18 +495,18 @@ def _safety_effects(ctx: _Context) -> dict[str, Any] | None:
         rec["status"] = "failed" if failed else "ok"
         out.append(rec)
     cols: list[Column] = [
-        ("category", "Category", _text),
-        ("arm", "Arm", _text),
-        ("analysis", "Analysis", _text),
-        ("rd", "Risk difference", _text),
-        ("rr", "Risk ratio", _text),
-        ("p", "P(fewer events)", _text),
+        ("category", "Category", cell_text),
+        ("arm", "Arm", cell_text),
+        ("analysis", "Analysis", cell_text),
+        ("rd", "Risk difference", cell_text),
+        ("rr", "Risk ratio", cell_text),
+        ("p", "P(fewer events)", cell_text),
     ]
-    t = table(pd.DataFrame(out), cols, source="tables/effects_secondary.csv", row_class=_failed_row)
+    t = table(pd.DataFrame(out), cols, source="tables/effects_secondary.csv", row_class=failed_row)
     return _with_numeric(t, [cols[3][1], cols[4][1], "P(fewer events)"])
 
 
-def safety_section(ctx: _Context) -> dict[str, Any] | None:
+def safety_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Quinine-signal box, incidence by arm and category (plot, table), effects, serious events."""
     safety = _frame(ctx, "safety")
     serious = _frame(ctx, "serious_events")
@@ -544,10 +542,10 @@ def safety_section(ctx: _Context) -> dict[str, Any] | None:
             order = ["_a", "study_day"] if "study_day" in serious else ["_a"]
             serious = serious.sort_values(order, kind="stable").reset_index(drop=True)
         cols: list[Column] = [
-            ("subject_id", "Subject", _text),
-            ("arm", "Arm", _text),
-            ("term", "Term", _text),
-            ("category", "Category", _text),
+            ("subject_id", "Subject", cell_text),
+            ("arm", "Arm", cell_text),
+            ("term", "Term", cell_text),
+            ("category", "Category", cell_text),
             ("study_day", "Study day", integer),
         ]
         serious_table = table(serious, cols, source="tables/serious_events.csv")
@@ -584,7 +582,7 @@ def _om_interval(lower: Any, upper: Any, prop: str) -> str:
     return f"{_estimate(lower, prop)} to {_estimate(upper, prop)}"
 
 
-def outcomes_section(ctx: _Context) -> dict[str, Any] | None:
+def outcomes_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Reliability, measurement error, validity, responsiveness and sample size per endpoint."""
     om = _frame(ctx, "outcome_measures")
     if not _has(om, "endpoint", "property"):
@@ -622,13 +620,13 @@ def outcomes_section(ctx: _Context) -> dict[str, Any] | None:
         }
     )
     cols: list[Column] = [
-        ("endpoint", "Endpoint", _text),
-        ("property", "Property", _text),
-        ("estimate", "Estimate", _text),
-        ("interval", f"{ctx.level_text} interval", _text),
-        ("unit", "Unit", _text),
+        ("endpoint", "Endpoint", cell_text),
+        ("property", "Property", cell_text),
+        ("estimate", "Estimate", cell_text),
+        ("interval", f"{ctx.level_text} interval", cell_text),
+        ("unit", "Unit", cell_text),
         ("n", "n", integer),
-        ("note", "Note", _text),
+        ("note", "Note", cell_text),
     ]
     t = _with_numeric(
         table(shown, cols, source="tables/outcome_measures.csv"),
@@ -703,8 +701,8 @@ def failed_fits(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, str]]:
                     "id": str(rec["model"]),
                     "model": f"{rec['model']} (secondary endpoint: "
                     f"{text.endpoint_label(endpoint)})",
-                    "status": _text(rec["status"]),
-                    "reasons": _text(rec.get("reasons")),
+                    "status": cell_text(rec["status"]),
+                    "reasons": cell_text(rec.get("reasons")),
                 }
             )
     eff = tables.get("effects_secondary", pd.DataFrame())
@@ -722,7 +720,7 @@ def failed_fits(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, str]]:
                     "id": model,
                     "model": f"{model} ({'frequentist twin' if twin else 'secondary endpoint'}: "
                     f"{endpoint})",
-                    "status": _text(rec["status"]),
+                    "status": cell_text(rec["status"]),
                     "reasons": "the statsmodels fit did not converge"
                     if twin
                     else "marked failed in effects_secondary.csv",
@@ -731,7 +729,7 @@ def failed_fits(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, str]]:
     return out
 
 
-def _model_config(ctx: _Context, endpoint: str) -> tuple[dict[str, Any], str]:
+def _model_config(ctx: ReportContext, endpoint: str) -> tuple[dict[str, Any], str]:
     """Return the model config of an endpoint's fit, else the overrides on the defaults."""
     attrs = ctx.results.fit_attrs.get(endpoint) or {}
     if isinstance(attrs.get("model_config"), Mapping):
@@ -739,15 +737,10 @@ def _model_config(ctx: _Context, endpoint: str) -> tuple[dict[str, Any], str]:
     settings = ctx.analysis.get("secondary") or {}
     overrides = (settings.get("model_config") or {}).get(endpoint) or {}
     try:
-        import importlib
-
-        from crampstats.secondary import MODELS
-
-        module, cls_name, _ = MODELS[endpoint]
-        cls = getattr(importlib.import_module(module), cls_name)
-        defaults = dict(cls.default_model_config)
-    except (ImportError, AttributeError, KeyError):
-        defaults = {}
+        model = endpoint_entry(endpoint).model
+    except KeyError:  # a results folder written by another version of the catalogue
+        model = None
+    defaults = dict(model.default_model_config) if model is not None else {}
     if not defaults and not overrides:
         return {}, "not recorded in this results folder"
     source = (
@@ -758,7 +751,7 @@ def _model_config(ctx: _Context, endpoint: str) -> tuple[dict[str, Any], str]:
     return {**defaults, **overrides}, source
 
 
-def methods_models(ctx: _Context) -> list[dict[str, Any]]:
+def methods_models(ctx: ReportContext) -> list[dict[str, Any]]:
     """One methods entry per secondary model whose endpoint is in ``effects_secondary.csv``."""
     eff = _frame(ctx, "effects_secondary")
     if not _has(eff, "endpoint"):
@@ -791,7 +784,7 @@ def methods_models(ctx: _Context) -> list[dict[str, Any]]:
     return out
 
 
-def _definition(ctx: _Context, endpoint: str) -> str | None:
+def _definition(ctx: ReportContext, endpoint: str) -> str | None:
     """Return the run's definition of an endpoint in words (responder threshold, signals)."""
     if endpoint == "responder":
         threshold, missing = _responder_settings(ctx)
@@ -812,7 +805,7 @@ def _signal_names() -> list[str]:
     return [c.replace("_", " ").replace("qt ", "QT ") for c in QUININE_SIGNALS]
 
 
-def methods_notes(ctx: _Context) -> list[str]:
+def methods_notes(ctx: ReportContext) -> list[str]:
     """Sentences on the descriptive secondary tables and the outcome measures of the run."""
     notes = []
     if len(_frame(ctx, "cramp_potential")):

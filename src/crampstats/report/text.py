@@ -158,7 +158,7 @@ def interval(lower: Any, upper: Any, digits: int = 2) -> str:
 # Methods
 # ---------------------------------------------------------------------------------------------
 #: What each catalogue model is, in a sentence or two a reviewer can paste (the model modules'
-#: docstrings and design.md's catalogue are the sources; the priors come from the fit).
+#: docstrings and docs/design.md's catalogue are the sources; the priors come from the fit).
 MODEL_TEXT = {
     "nb_totals": (
         "Each subject's total number of cramps over the treatment period was modelled as "
@@ -384,8 +384,8 @@ def measure_label(measure: Any) -> tuple[str, str | None]:
     return MEASURE_LABEL.get(base, label(base)), (category if sep else None)
 
 
-#: What each secondary model is (design.md's catalogue and the output contract of issue 7); the
-#: priors are listed beside it from the model config recorded with the fit.
+#: What each secondary model is (docs/models.md, and the output contract of crampstats.secondary);
+#: the priors are listed beside it from the model config recorded with the fit.
 SECONDARY_MODEL_TEXT = {
     "ctf": (
         "The cramp threshold frequency (CTF: the lowest stimulation frequency that induced a "

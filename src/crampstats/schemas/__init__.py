@@ -1,1 +1,3 @@
-"""JSON Schemas for configuration files and designs."""
+"""JSON Schemas for configuration files and designs (data files, read by crampstats.config)."""
+
+__all__: list[str] = []

@@ -1,0 +1,182 @@
+"""Plan a trial's analyses from its configuration and the data it holds.
+
+One function, :func:`plan_trial`, decides which count models are fitted (primary first) and which
+secondary endpoints are analysed; ``crampstats analyze`` calls it on the validated tables and the
+Snakemake workflow calls it (through :func:`plan_folder`) when it builds its jobs, so the two can
+never plan differently. An analysis whose data are absent is skipped with the reason; one that the
+config asks for by name but cannot run is a configuration error, raised before anything is fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crampstats.catalogue.entries import COUNT_MODELS, ENDPOINTS, count_entry
+from crampstats.config import ConfigError
+from crampstats.errors import CrampstatsError
+from crampstats.models import CountEntry, EndpointEntry
+from crampstats.validate import refusal_text, validate
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """The analyses of one trial.
+
+    Attributes
+    ----------
+    models : tuple of CountEntry
+        Count models to fit; the first is the primary analysis.
+    endpoints : tuple of EndpointEntry
+        Secondary endpoints to analyse, in catalogue order.
+    skipped : dict
+        Analysis id -> why it is not run (absent data or a design it cannot analyse).
+    """
+
+    models: tuple[CountEntry, ...]
+    endpoints: tuple[EndpointEntry, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> CountEntry:
+        """The primary model."""
+        return self.models[0]
+
+    def record(self) -> dict[str, Any]:
+        """Return the plan as provenance records it: ids and the reasons for skipping."""
+        return {
+            "models": [m.id for m in self.models],
+            "primary": self.primary.id,
+            "secondary_endpoints": [e.id for e in self.endpoints],
+            "skipped": dict(self.skipped),
+        }
+
+
+def available_data(tables: Mapping[str, pd.DataFrame]) -> frozenset[str]:
+    """Contract tables with records and ``table.column`` names holding at least one value.
+
+    Parameters
+    ----------
+    tables
+        Canonical tables (validated, or read and mapped).
+
+    Returns
+    -------
+    frozenset of str
+        E.g. ``{"subjects", "subjects.arm", "diary", "diary.intensity", ...}``.
+    """
+    found: set[str] = set()
+    for name, frame in tables.items():
+        if frame is None or frame.empty:
+            continue
+        found.add(name)
+        found.update(f"{name}.{column}" for column in frame.columns if frame[column].notna().any())
+    return frozenset(found)
+
+
+def n_trials(tables: Mapping[str, pd.DataFrame]) -> int:
+    """Count the distinct ``trial_id`` values of the subjects table (1 without the column)."""
+    subjects = tables.get("subjects")
+    if subjects is None or "trial_id" not in subjects.columns:
+        return 1
+    return max(int(subjects["trial_id"].nunique()), 1)
+
+
+def _missing(needs: tuple[str, ...], available: frozenset[str]) -> list[str]:
+    return [need for need in needs if need not in available]
+
+
+def _plan_models(
+    config: Mapping[str, Any], design: str, available: frozenset[str], trials: int
+) -> tuple[CountEntry, ...]:
+    listed = (config.get("analysis") or {}).get("models")
+    if not listed:
+        return tuple(
+            e
+            for e in COUNT_MODELS
+            if e.default
+            and design in e.designs
+            and not _missing(e.needs, available)
+            and (trials > 1 or not e.several_trials)
+        )
+    try:
+        entries = tuple(count_entry(m) for m in listed)
+    except KeyError as exc:
+        raise ConfigError(f"analysis.models: {exc.args[0]}") from None
+    wrong = [e.id for e in entries if design not in e.designs]
+    if wrong:
+        within = design in ("crossover", "nof1")
+        raise CrampstatsError(
+            f"analysis.models: {wrong} cannot analyse a {design} design "
+            f"({'only crossover can' if within else 'crossover needs a crossover or N-of-1'})"
+        )
+    return entries
+
+
+def plan_trial(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> TrialPlan:
+    """Return the analyses of a trial: count models (primary first) and secondary endpoints.
+
+    Parameters
+    ----------
+    config
+        Resolved trial configuration (``design``, ``analysis.models``,
+        ``analysis.secondary.endpoints``).
+    tables
+        The trial's canonical tables (:func:`crampstats.validate.validate`).
+
+    Returns
+    -------
+    TrialPlan
+        ``analysis.models`` when set; otherwise every default model of the design
+        (``nb_totals`` and ``frailty_weekly`` for a parallel design, ``crossover`` for a
+        crossover or N-of-1 design), plus ``multi_trial`` when the data hold several trials.
+        Secondary endpoints: ``analysis.secondary.endpoints`` (all when null) whose design and
+        data allow them; the others are in ``skipped`` with the reason.
+
+    Raises
+    ------
+    CrampstatsError
+        If a model or endpoint named in config cannot run on this design or these data.
+    """
+    design = str(config.get("design") or "parallel")
+    available = available_data(tables)
+    models = _plan_models(config, design, available, n_trials(tables))
+    listed = ((config.get("analysis") or {}).get("secondary") or {}).get("endpoints")
+    endpoints: list[EndpointEntry] = []
+    skipped: dict[str, str] = {}
+    refused: list[str] = []
+    for entry in ENDPOINTS:
+        if listed is not None and entry.id not in listed:
+            continue
+        absent = _missing(entry.needs, available)
+        if design not in entry.designs:
+            absent.append(f"a {' or '.join(entry.designs)} design")
+        if not absent:
+            endpoints.append(entry)
+        elif listed is not None:
+            refused.append(f"{entry.id} (needs {', '.join(absent)})")
+        else:
+            skipped[entry.id] = f"needs {', '.join(absent)}, absent from this trial"
+    if refused:
+        raise ConfigError(
+            "analysis.secondary.endpoints: cannot analyse " + "; ".join(refused) + " on these data"
+        )
+    return TrialPlan(models, tuple(endpoints), skipped)
+
+
+def plan_folder(data_dir: str | Path, config: dict[str, Any]) -> TrialPlan:
+    """Validate a trial folder and plan its analyses (what the workflow's jobs are built from).
+
+    Raises
+    ------
+    CrampstatsError
+        If the data break the contract (message: the refusal report) or the plan is refused.
+    """
+    result = validate(data_dir, config)
+    if not result.ok:
+        raise CrampstatsError(refusal_text(result))
+    return plan_trial(result.config, result.tables)

@@ -1,0 +1,144 @@
+"""The compare step: result tables of a trial from its fits and secondary-endpoint folders.
+
+:func:`compare_job` is the workflow's ``compare`` job (``crampstats compare``); ``crampstats
+analyze`` builds the same tables in one process from the same functions, so the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crampstats.catalogue import count_entry, endpoint_entry
+from crampstats.compare.tables import FitRecord, result_tables
+from crampstats.derive import read_derived
+from crampstats.engine import load_fit
+from crampstats.fit import make_model, model_frame
+from crampstats.models import ENDPOINT
+from crampstats.outputs import atomic_dir, atomic_write_text, provenance, to_json, write_tables
+from crampstats.secondary import combine, read_endpoint
+
+
+@dataclass
+class AnalysisOutcome:
+    """What :func:`analyze` produced.
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The output folder.
+    tables : dict
+        Table name -> data frame (as written to ``tables/``).
+    failed : list of str
+        Models whose fit failed the diagnostics gate.
+    seconds : float
+        Wall time of the whole analysis.
+    """
+
+    out: Path
+    tables: dict[str, pd.DataFrame]
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_record(
+    plan: list[str],
+    seeds: dict[str, int],
+    config: dict[str, Any],
+    failed: list[str],
+    seconds: float,
+) -> dict[str, Any]:
+    """Return the run's entries of ``provenance.json``: models, seeds, failed fits, time."""
+    return {
+        "endpoint": ENDPOINT,
+        "models": plan,
+        "seeds": {"root": config.get("seed"), **seeds},
+        "failed_models": failed,
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_seconds": round(seconds, 1),
+    }
+
+
+def failed_fits(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Models (count and secondary) whose fit failed the diagnostics gate."""
+    failed = []
+    for table in ("diagnostics", "diagnostics_secondary"):
+        if table in tables:
+            diag = tables[table]
+            failed += diag.loc[diag["status"] != "ok", "model"].astype(str).tolist()
+    return failed
+
+
+def compare_job(
+    derived_dir: str | Path,
+    fits: list[str | Path],
+    tables_out: str | Path,
+    provenance_out: str | Path,
+    secondary: list[str | Path] | None = None,
+) -> AnalysisOutcome:
+    """Build the result tables from stored fits (the workflow's compare step).
+
+    Parameters
+    ----------
+    derived_dir
+        Output folder of ``crampstats derive``.
+    fits
+        Fit files ``<endpoint>__<model>.nc``; the first is the primary model. Each is checked
+        against the current model's id (:func:`crampstats.engine.load_fit`): a fit made by another
+        configuration or package version is refused, never silently reused.
+    tables_out
+        Folder for the CSV tables (replaced atomically).
+    provenance_out
+        ``provenance.json`` of the run: hashes of the derived datasets and fits, the data hashes
+        recorded at validation, config, versions, commit, seeds.
+    secondary
+        Folders written by ``crampstats secondary`` (one per endpoint); their tables are
+        gathered into ``effects_secondary.csv``, ``outcome_measures.csv`` and the others
+        (:func:`crampstats.secondary.combine`).
+
+    Returns
+    -------
+    AnalysisOutcome
+        Tables and failed models.
+    """
+    started = time.perf_counter()
+    derived_dir = Path(derived_dir)
+    derived, config = read_derived(derived_dir)
+    records: dict[str, FitRecord] = {}
+    seeds: dict[str, int] = {}
+    for path in map(Path, fits):
+        entry = count_entry(path.stem.split("__", 1)[-1])
+        model = make_model(entry, config)
+        frame = model_frame(entry, derived, config)
+        idata = load_fit(path, model)
+        seeds[entry.id] = int(idata["posterior"].attrs["crampstats_seed"])
+        records[entry.id] = FitRecord(entry, model, idata, frame, model.prepare(frame))
+    tables = result_tables(records, config, derived.get("weekly"))
+    folders = [Path(f) for f in secondary or []]
+    tables.update(combine([read_endpoint(f) for f in folders]))
+    failed = failed_fits(tables)
+    analysed = [f.name for f in folders]
+    seeds.update({name: endpoint_entry(name).seed(config.get("seed", 0)) for name in analysed})
+    upstream = json.loads((derived_dir / "provenance.json").read_text(encoding="utf-8"))
+    inputs = {f"derived/{p.stem}": p for p in sorted(derived_dir.glob("*.parquet"))}
+    inputs.update({f"fits/{Path(p).name}": Path(p) for p in fits})
+    inputs.update(
+        {f"secondary/{f.name}/{p.name}": p for f in folders for p in sorted(f.iterdir())}
+    )
+    record = provenance(
+        inputs,
+        config,
+        **run_record(list(records), seeds, config, failed, time.perf_counter() - started),
+        secondary_endpoints=analysed,
+        data_inputs=upstream.get("validation_inputs", {}),
+    )
+    with atomic_dir(tables_out) as tmp:
+        write_tables(tables, tmp)
+    atomic_write_text(provenance_out, to_json(record))
+    return AnalysisOutcome(Path(tables_out), tables, failed, time.perf_counter() - started)

@@ -1,0 +1,165 @@
+"""Fit the cramp-frequency models a trial's plan names: the model object, its data, its fit.
+
+One function per step so that the Snakemake workflow (one job per model, :func:`fit_job`) and
+``crampstats analyze`` (all models in one process) share them:
+
+- :func:`make_model`: the model object with the trial's arms, covariates and prior overrides;
+- :func:`model_frame`: the derived dataset a model reads (covariates joined on);
+- :func:`fit_model`: sample it (compile-once engine) with the pointwise log-likelihood for LOO,
+  seeded by the model's catalogue seed key;
+- :func:`fit_path`: where the fit is stored, ``fits/<endpoint>__<model>.nc``.
+
+Which models a trial gets is the planner's decision (:func:`crampstats.catalogue.plan_trial`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from crampstats.derive import read_derived
+from crampstats.engine import ATTR_PREFIX, CountModel, save_fit
+from crampstats.errors import CrampstatsError
+from crampstats.models import ENDPOINT, CountEntry
+
+
+def make_model(entry: CountEntry, config: Mapping[str, Any]) -> CountModel:
+    """Instantiate a count model for a trial: arms, control, covariates, priors, sampler.
+
+    Parameters
+    ----------
+    entry
+        The model's catalogue record.
+    config
+        Resolved trial configuration.
+
+    Returns
+    -------
+    CountModel
+        The model object; its id (hash of this config) is stored with the fit.
+    """
+    analysis = config.get("analysis", {})
+    model_config: dict[str, Any] = {"control_arm": config.get("control_arm", "placebo")}
+    if config.get("arms"):
+        model_config["arms"] = list(config["arms"])
+    if analysis.get("covariates"):
+        model_config["covariates"] = list(analysis["covariates"])
+    model_config["missing_baseline"] = analysis.get("missing_baseline", "error")
+    model_config.update(analysis.get("model_config", {}).get(entry.id, {}))
+    try:
+        # unset (null) sampler settings keep the model's own defaults
+        sampler = {k: v for k, v in (analysis.get("sampler") or {}).items() if v is not None}
+        return entry.model(model_config, sampler or None)
+    except (KeyError, ValueError) as exc:
+        raise CrampstatsError(f"analysis.model_config.{entry.id}: {exc}") from None
+
+
+def model_frame(
+    entry: CountEntry, derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Return the derived dataset a count model reads, with subject covariates joined on.
+
+    Weekly and crossover tables carry no subject characteristics; the covariates named in
+    ``analysis.covariates`` are joined from ``periods`` (one value per subject).
+    """
+    table = entry.data
+    if table not in derived:
+        raise CrampstatsError(
+            f"model {entry.id} needs the derived {table!r} dataset, which is absent"
+        )
+    frame = derived[table]
+    covariates = list(config.get("analysis", {}).get("covariates", []))
+    missing = [c for c in covariates if c not in frame.columns]
+    if missing:
+        keys = [k for k in ("trial_id", "subject_id") if k in frame.columns]
+        subjects = derived["periods"][[*keys, *missing]].drop_duplicates(keys)
+        frame = frame.merge(subjects, on=keys, how="left", validate="many_to_one")
+    return frame
+
+
+def fit_model(
+    entry: CountEntry,
+    derived: Mapping[str, pd.DataFrame],
+    config: Mapping[str, Any],
+    *,
+    cores: int | None = None,
+    progress: bool = False,
+) -> xr.DataTree:
+    """Fit a count model to a trial's derived data.
+
+    Parameters
+    ----------
+    entry
+        The model's catalogue record.
+    derived
+        Derived datasets of the trial (``crampstats.derive.derive_all``).
+    config
+        Resolved trial configuration (seed, arms, analysis settings).
+    cores
+        Chains sampled in parallel (overrides ``analysis.sampler.cores``; the workflow passes
+        the job's threads).
+    progress
+        Show the sampler's progress bar (for a terminal).
+
+    Returns
+    -------
+    xarray.DataTree
+        The fit with a ``log_likelihood`` group; posterior attrs add the trial id and endpoint
+        to the engine's (model id, seed, sampler settings, versions).
+    """
+    model = make_model(entry, config)
+    frame = model_frame(entry, derived, config)
+    idata = model.fit(
+        frame,
+        seed=entry.seed(config.get("seed", 0)),
+        cores=cores,
+        log_likelihood=True,
+        progress=progress,
+    )
+    idata["posterior"].attrs.update(
+        {
+            f"{ATTR_PREFIX}endpoint": ENDPOINT,
+            f"{ATTR_PREFIX}trial_id": str(config.get("trial_id", "")),
+        }
+    )
+    return idata
+
+
+def fit_path(out: str | Path, name: str, endpoint: str = ENDPOINT) -> Path:
+    """Path of a stored fit: ``<out>/fits/<endpoint>__<model>.nc``."""
+    return Path(out) / "fits" / f"{endpoint}__{name}.nc"
+
+
+def write_fit(idata: xr.DataTree, out: str | Path) -> Path:
+    """Save a fit atomically as netCDF (:func:`crampstats.engine.save_fit`)."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return save_fit(idata, out)
+
+
+def fit_job(
+    derived_dir: str | Path, entry: CountEntry, out: str | Path, *, cores: int | None = None
+) -> Path:
+    """Fit a count model to a derived folder and save the fit (one workflow job).
+
+    Parameters
+    ----------
+    derived_dir
+        Output folder of ``crampstats derive``.
+    entry
+        The model's catalogue record.
+    out
+        Target ``.nc`` file.
+    cores
+        Chains in parallel (see :func:`fit_model`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    derived, config = read_derived(derived_dir)
+    return write_fit(fit_model(entry, derived, config, cores=cores), out)

@@ -1,0 +1,332 @@
+"""Helpers shared by the test modules, imported as ``helpers`` (``pythonpath = ["tests"]``).
+
+Test modules never import each other: what more than one of them needs lives here (plain
+functions and constants) or in ``tests/conftest.py`` (fixtures, e.g. the session-scoped
+``example_results``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+#: The repository root, its bundled example trials and the main configuration.
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+EXAMPLE = DATA / "example"
+CONFIG = ROOT / "config" / "config.yaml"
+#: The arms of ``data/example``, in the order of ``config/config.yaml``.
+EXAMPLE_ARMS = ["placebo", "mexiletine", "quinine", "vitamin_b_complex", "magnesium"]
+#: Cores for sampling (two are shared by the whole suite).
+CORES = 2
+#: The reduced sampler of the secondary-endpoint model tests.
+SAMPLER = {"chains": 4, "draws": 500, "tune": 500, "cores": CORES}
+
+
+# ---------------------------------------------------------------------------------------------
+# Example trials: validated and derived as the workflow does
+# ---------------------------------------------------------------------------------------------
+def validate_and_derive(
+    data: Path, config_path: Path | None = CONFIG
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Validate ``data`` and derive its analysis datasets in memory (as ``analyze`` does).
+
+    ``config_path`` is a main or trial config (``None``: defaults). Returns the derived datasets
+    and the resolved trial config.
+    """
+    from crampstats.config import load_trial_config
+    from crampstats.derive import derive_all
+    from crampstats.validate import validate
+
+    result = validate(data, load_trial_config(config_path, data))
+    assert result.ok, "\n".join(str(p) for p in result.problems)
+    config = dict(result.config)
+    return derive_all(result.tables, config), config
+
+
+def write_example_results(trial: str, out: Path) -> Path:
+    """``out/validated`` and ``out/derived`` of ``data/<trial>``, as ``make run`` writes them.
+
+    The workflow's ``validate`` and ``derive`` rules, in-process: ``crampstats validate
+    data/<trial> --config config/config.yaml --out .../validated``, then ``crampstats derive``.
+    No fits. Returns ``out``.
+    """
+    from crampstats.config import load_trial_config
+    from crampstats.derive import derive_all, write_derived
+    from crampstats.validate import read_validated, validate, write_validated
+
+    data = DATA / trial
+    result = validate(data, load_trial_config(CONFIG, data))
+    assert result.ok, "\n".join(str(p) for p in result.problems)
+    write_validated(result, out / "validated")
+    validated = read_validated(out / "validated")
+    write_derived(derive_all(validated.tables, validated.config), out / "derived", validated)
+    return out
+
+
+def simulated_derived(design: Mapping[str, Any], seed: Any, **config: Any):
+    """A trial from the simulator and its derived datasets (config: the design's type + ``config``).
+
+    Returns ``(trial, derived)``.
+    """
+    from crampstats.derive import derive_all
+    from crampstats.simulate import simulate
+
+    trial = simulate(dict(design), seed)
+    return trial, derive_all(trial.tables, {"design": trial.design["type"], **config})
+
+
+# ---------------------------------------------------------------------------------------------
+# Posterior draws
+# ---------------------------------------------------------------------------------------------
+def interval(values: Any, level: float = 0.95) -> tuple[float, float]:
+    """Equal-tailed interval of all draws in ``values`` (an array or a DataArray)."""
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(np.ravel(np.asarray(values)), [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def draws_of(idata: xr.DataTree, name: str, **sel: Any) -> np.ndarray:
+    """All draws of posterior variable ``name`` (selected by ``sel``), flattened."""
+    return np.ravel(idata["posterior"][name].sel(**sel).values)
+
+
+def check_recovered(draws: Any, truth: float, label: str, *, closed: bool = False) -> None:
+    """Truth inside the central 95 % interval (``closed``: ends included), median within 2 SDs."""
+    draws = np.ravel(np.asarray(draws))
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    inside = lo <= truth <= hi if closed else lo < truth < hi
+    assert inside, f"{label}: truth {truth:.4g} outside [{lo:.4g}, {hi:.4g}]"
+    z = (np.median(draws) - truth) / draws.std()
+    assert abs(z) < 2.0, f"{label}: bias {z:.2f} posterior SDs"
+
+
+def check_joint(draws: np.ndarray, truth: np.ndarray, names: list[str]) -> None:
+    """Truth inside the posterior's joint 95 % region (normal approximation), no large bias.
+
+    ``draws`` has one column per parameter. Arm effects share the control arm (and cutpoints),
+    so their errors are correlated (an unlucky control group moves all of them); one joint
+    check at 95 % has the stated false-alarm rate where a 95 % check per parameter would not.
+    """
+    dev = draws.mean(axis=0) - truth
+    distance = float(dev @ np.linalg.solve(np.cov(draws.T), dev))
+    assert distance < stats.chi2.ppf(0.95, truth.size), (
+        f"squared Mahalanobis distance {distance:.1f} of the truth, {truth.size} parameters"
+    )
+    z = (np.median(draws, axis=0) - truth) / draws.std(axis=0)
+    assert (np.abs(z) < 3.0).all(), dict(zip(names, z.round(2), strict=True))
+
+
+def one_draw(
+    values: Mapping[str, Any],
+    arms: list[str],
+    *,
+    dims: Mapping[str, tuple[str, ...]] | None = None,
+    coords: Mapping[str, list[str]] | None = None,
+) -> xr.DataTree:
+    """A fit of one chain and one draw holding ``values`` (natural scale).
+
+    A scalar is a ``(chain, draw)`` variable; an array runs over ``arm`` unless ``dims`` names
+    its dimensions (their labels in ``coords``).
+    """
+    dims = dims or {}
+    ds = xr.Dataset(
+        {
+            k: (
+                ("chain", "draw", *dims.get(k, ("arm",) if np.ndim(v) else ())),
+                np.reshape(v, (1, 1, *np.shape(v))),
+            )
+            for k, v in values.items()
+        },
+        coords={"arm": arms, **(coords or {})},
+    )
+    return xr.DataTree.from_dict({"posterior": ds})
+
+
+# ---------------------------------------------------------------------------------------------
+# A small raw trial (CSV text, as a site would export it) for the data contract
+# ---------------------------------------------------------------------------------------------
+Frames = dict[str, pd.DataFrame]
+#: Arms of :func:`small_trial`.
+SMALL_TRIAL_ARMS = ["placebo", "mexiletine"]
+
+
+def small_trial(design: str = "parallel") -> Frames:
+    """A valid 4-subject trial: run-in days -3..0, treatment days 1..8 (crossover: 1-4, 5-8)."""
+    ids = ["S1", "S2", "S3", "S4"]
+    subjects = pd.DataFrame({
+        "subject_id": ids,
+        "trial_id": "t1",
+        "arm": ["placebo", "mexiletine", "placebo", "mexiletine"],
+        "sequence": "",
+        "age": ["61.5", "70", "55.25", "80"],
+        "sex": ["F", "M", "F", "other"],
+        "etiology": ["idiopathic", "nlc_elderly", "pregnancy", "als"],
+        "cramp_origin": ["neurogenic", "unknown", "myogenic", "neurogenic"],
+        "stratum": "",
+        "withdrawal_day": ["", "", "", "8"],
+    })
+    rows = []
+    for i, sid in enumerate(ids):
+        for day in range(-3, 9):
+            if design == "parallel":
+                period, treatment = ("run-in" if day <= 0 else "treatment"), ""
+            else:
+                seq = ["placebo", "mexiletine"] if i % 2 == 0 else ["mexiletine", "placebo"]
+                period = "run-in" if day <= 0 else ("1" if day <= 4 else "2")
+                treatment = "" if day <= 0 else seq[0 if day <= 4 else 1]
+            count = (i + day) % 3
+            rows.append({"subject_id": sid, "study_day": str(day), "days": "1", "period": period,
+                         "treatment": treatment, "cramp_count": str(count),
+                         "intensity": f"{4 + 0.5 * count:g}" if count else "",
+                         "location": "calf" if count else ""})
+    diary = pd.DataFrame(rows)
+    if design != "parallel":
+        subjects["arm"] = ""
+        subjects["sequence"] = ["AB", "BA", "AB", "BA"]
+    emg = pd.DataFrame({
+        "subject_id": [s for s in ids for _ in range(2)],
+        "visit": ["baseline", "end"] * 4,
+        "study_day": ["0", "8"] * 4,
+        "ctf_hz": ["12", "14.5", "40", "18", "10", "", "22", "24"],
+        "ctf_censored": ["false", "no", "true", "N", "0", "false", "false", "false"],
+        "afterdischarge_grade": ["1", "0", "4", "2", "3", "", "0", "1"],
+        "cramp_potential_hz": ["80.5", "", "70", "66", "90", "", "75", "71"],
+    })
+    adverse_events = pd.DataFrame({
+        "subject_id": ["S2", "S4"], "term": ["Nausea", "Tinnitus"],
+        "category": ["gastrointestinal", "cinchonism"], "serious": ["false", "Y"],
+        "study_day": ["3", "5"],
+    })
+    return {"subjects": subjects, "diary": diary, "emg": emg, "adverse_events": adverse_events}
+
+
+def write_csv(frames: Frames, folder: Path) -> Path:
+    """Write each frame as ``<name>.csv`` into ``folder`` (created); returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: hostile names, a small HTML reader (stdlib only), self-containment
+# ---------------------------------------------------------------------------------------------
+def hostile_copy(folder: Path, *, arm: str, subject: str) -> Path:
+    """``data/example`` copied to ``folder`` with markup for names; a sparse diary.
+
+    Arm ``magnesium`` becomes ``arm`` and subject ``example-0001`` becomes ``subject`` in every
+    table; most of that subject's treatment days are undiarised, so validation warns with a
+    message naming the subject. Returns ``folder``.
+    """
+    shutil.copytree(EXAMPLE, folder)
+    for csv in sorted(folder.glob("*.csv")):
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        df["subject_id"] = df["subject_id"].replace("example-0001", subject)
+        for col in ("arm", "treatment"):
+            if col in df:
+                df[col] = df[col].replace("magnesium", arm)
+        if csv.stem == "diary":
+            sparse = (df["subject_id"] == subject) & (df["study_day"].astype(int) > 10)
+            df.loc[sparse, ["cramp_count", "intensity", "location"]] = ""
+        df.to_csv(csv, index=False)
+    return folder
+
+
+VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "source", "wbr"}
+
+
+class Page(HTMLParser):
+    """Collects tags, attributes, ids, text per element id, table cells and balance errors."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.ids: list[str] = []
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.text: list[str] = []
+        self.results: list[tuple[dict[str, str | None], str]] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._li: dict[str, str | None] | None = None
+        self._li_text: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs_d = dict(attrs)
+        self.tags.append((tag, attrs_d))
+        if "id" in attrs_d:
+            self.ids.append(str(attrs_d["id"]))
+        if tag not in VOID:
+            self.stack.append(tag)
+        if tag == "li" and "result" in (attrs_d.get("class") or "").split():
+            self._li, self._li_text = attrs_d, []
+        if tag == "table" and attrs_d.get("id"):
+            self._table = str(attrs_d["id"])
+            self.tables[self._table] = []
+        if tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        if tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_startendtag(self, tag, attrs):
+        attrs_d = dict(attrs)
+        self.tags.append((tag, attrs_d))
+        if "id" in attrs_d:
+            self.ids.append(str(attrs_d["id"]))
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+        else:
+            self.stack.pop()
+        if tag == "li" and self._li is not None:
+            self.results.append((self._li, "".join(self._li_text).strip()))
+            self._li = None
+        if tag in ("td", "th") and self._cell is not None and self._table:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        if tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._li is not None:
+            self._li_text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def assert_self_contained(html: str) -> None:
+    """No script, no event handler, no remote or non-fragment reference; a strict CSP."""
+    page = Page(html)
+    tags = {t for t, _ in page.tags}
+    assert "script" not in tags and not re.search(r"<\s*script", html, re.IGNORECASE)
+    assert not tags & {"img", "link", "iframe", "object", "embed", "base", "foreignobject"}
+    for tag, attrs in page.tags:
+        for name, value in attrs.items():
+            value = value or ""
+            assert not name.startswith("on"), (tag, name)  # no event handlers
+            if name in ("src", "href", "xlink:href", "action", "data"):
+                assert value.startswith("#"), (tag, name, value)
+            assert "javascript:" not in value.lower()
+    assert "@import" not in html
+    for m in re.finditer(r"url\(\s*([^)]*)\)", html):
+        assert m.group(1).startswith("#"), m.group(0)
+    assert "http://" not in html and "https://" not in html
+    csp = [a for t, a in page.tags if t == "meta" and a.get("http-equiv")]
+    assert csp and "default-src 'none'" in str(csp[0]["content"])

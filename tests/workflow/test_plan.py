@@ -1,0 +1,80 @@
+"""The workflow and `crampstats analyze` plan the same fits: one planner, read by both.
+
+For every bundled configuration (the main one and each `.test/` one, which include crossover,
+N-of-1 and a folder that holds several trials), the fit and secondary jobs of the workflow's dry
+run are exactly the models and endpoints :func:`crampstats.catalogue.plan_folder` gives the
+trial, the function `analyze` plans with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crampstats.catalogue import plan_folder
+from crampstats.config import load_trial_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+WORKDIRS = [
+    ROOT,
+    ROOT / ".test",
+    *sorted(p.parent.parent for p in ROOT.glob(".test/*/config/config.yaml")),
+]
+
+
+def _dry_run_jobs(workdir: Path) -> dict[str, dict[str, list[str]]]:
+    """Trial -> {"fit": models, "secondary": endpoints} of a forced dry run in ``workdir``."""
+    done = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(ROOT / "workflow" / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "-n",
+            "--forceall",
+            "-c",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs: dict[str, dict[str, list[str]]] = {}
+    for rule, wildcards in re.findall(
+        r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", done.stdout, flags=re.M
+    ):
+        values = dict(item.split("=", 1) for item in wildcards.split(", "))
+        kind = {"fit": "model", "secondary": "endpoint"}.get(rule)
+        if kind:
+            jobs.setdefault(values["trial"], {"fit": [], "secondary": []})[rule].append(
+                values[kind]
+            )
+    return jobs
+
+
+@pytest.mark.parametrize("workdir", WORKDIRS, ids=lambda p: str(p.relative_to(ROOT)) or ".")
+def test_workflow_and_analyze_plan_the_same_fits(workdir, monkeypatch):
+    jobs = _dry_run_jobs(workdir)
+    config_file = workdir / "config" / "config.yaml"
+    import yaml
+
+    trials = yaml.safe_load(config_file.read_text(encoding="utf-8"))["trials"]
+    assert set(jobs) == set(trials)
+    monkeypatch.chdir(workdir)  # data paths in a config are relative to its working directory
+    for name, entry in trials.items():
+        plan = plan_folder(entry["data"], load_trial_config(config_file, entry["data"]))
+        assert sorted(jobs[name]["fit"]) == sorted(m.id for m in plan.models), name
+        assert sorted(jobs[name]["secondary"]) == sorted(e.id for e in plan.endpoints), name
