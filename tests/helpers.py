@@ -86,6 +86,84 @@ def simulated_derived(design: Mapping[str, Any], seed: Any, **config: Any):
 
 
 # ---------------------------------------------------------------------------------------------
+# Subject covariates and sites with known effects (the count models' covariate tests)
+# ---------------------------------------------------------------------------------------------
+#: Log-rate effect of one kg/m2 of BMI and of each severity level (``mild`` is the reference).
+BMI_PER_UNIT = 0.04
+SEVERITY = {"mild": 0.0, "moderate": 0.3, "severe": 0.6}
+
+
+def subject_covariates(
+    rng: np.random.Generator, n: int, *, n_sites: int = 12, site_sd: float = 0.4
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """``n`` subjects' ``bmi`` (numeric), ``severity`` (3 levels) and ``site`` (``site01``, ...).
+
+    Returns the columns (subject order), each subject's log-rate term ``BMI_PER_UNIT * (bmi -
+    27) + SEVERITY[severity] + site effect`` (site effects ``Normal(0, site_sd)``) and the
+    truth: ``bmi_per_unit``, ``severity``, ``site_sd``, ``site_effects`` (label -> value).
+    """
+    bmi = np.round(rng.normal(27.0, 4.0, n), 1)
+    severity = rng.choice(list(SEVERITY), n)
+    site_index = rng.integers(0, n_sites, n)
+    site_effects = rng.normal(0.0, site_sd, n_sites)
+    labels = np.array([f"site{j + 1:02d}" for j in range(n_sites)])
+    term = (
+        BMI_PER_UNIT * (bmi - 27.0)
+        + np.array([SEVERITY[s] for s in severity])
+        + site_effects[site_index]
+    )
+    columns = pd.DataFrame({"bmi": bmi, "severity": severity, "site": labels[site_index]})
+    truth = {
+        "bmi_per_unit": BMI_PER_UNIT,
+        "severity": dict(SEVERITY),
+        "site_sd": site_sd,
+        "site_effects": dict(zip(labels.tolist(), site_effects.tolist(), strict=True)),
+    }
+    return columns, term, truth
+
+
+def covariate_trial(
+    rng: np.random.Generator,
+    rate_ratios: Mapping[str, float],
+    n_per_arm: int,
+    *,
+    n_sites: int = 12,
+    site_sd: float = 0.4,
+    trial_id: str = "sim",
+    **simulate: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """A parallel trial (``periods``, ``weekly``) whose subjects' rates follow their covariates.
+
+    :func:`subject_covariates` gives every subject ``bmi``, ``severity`` and ``site`` and a
+    log-rate term that :func:`crampstats.models.synthetic.simulate_parallel_trial` adds to
+    the subject's rate (run-in covariate entering as the models assume); both frames carry the
+    three columns, as ``crampstats.fit.model_frame`` joins them. ``simulate`` goes to the
+    simulator. Truth: the simulator's plus :func:`subject_covariates`'.
+    """
+    from crampstats.models.synthetic import simulate_parallel_trial
+
+    n = n_per_arm * len(rate_ratios)
+    columns, term, extra = subject_covariates(rng, n, n_sites=n_sites, site_sd=site_sd)
+    periods, weekly, truth = simulate_parallel_trial(
+        rng, rate_ratios, n_per_arm, baseline="independent", trial_id=trial_id,
+        extra_log_rate=term, **simulate,
+    )  # fmt: skip
+    columns.insert(0, "subject_id", periods["subject_id"].to_numpy())
+    periods = periods.merge(columns, on="subject_id", validate="one_to_one")
+    weekly = weekly.merge(columns, on="subject_id", validate="many_to_one")
+    return periods, weekly, {**truth, **extra}
+
+
+def model_scale_beta(frame: pd.DataFrame, truth: Mapping[str, Any]) -> dict[str, float]:
+    """The true ``beta`` on a model's scale: BMI per SD of ``frame`` (the subjects analysed,
+    one row each), severity levels against ``mild``."""
+    sd = float(np.asarray(frame["bmi"], dtype=float).std())
+    out = {"bmi": truth["bmi_per_unit"] * sd}
+    out.update({f"severity[{lev}]": v for lev, v in truth["severity"].items() if lev != "mild"})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Posterior draws
 # ---------------------------------------------------------------------------------------------
 def interval(values: Any, level: float = 0.95) -> tuple[float, float]:

@@ -50,3 +50,24 @@ def test_main_config_picks_trial_by_data_folder(tmp_path: Path):
     assert two["control_arm"] == "x"  # the trial entry overrides its mapping file
     with pytest.raises(ConfigError, match="no trial has data folder"):
         load_trial_config(main, tmp_path / "elsewhere")
+
+
+def test_analysis_settings_merge_main_then_mapping_file_then_entry(tmp_path: Path):
+    from crampstats.config import trial_config
+
+    mapping = tmp_path / "mine.yaml"
+    mapping.write_text("analysis: {covariates: [age], sampler: {draws: 500}}\n")
+    main = {"seed": 4, "analysis": {"sampler": {"chains": 2, "draws": 300}, "level": 0.9}}
+    entry = {
+        "trial_id": "t",
+        "design": "parallel",
+        "columns": str(mapping),
+        "analysis": {"sampler": {"tune": 200}},
+    }
+    analysis = trial_config(main, entry, "test")["analysis"]
+    assert analysis["covariates"] == ["age"]  # the mapping file's own analysis is kept
+    assert analysis["sampler"]["chains"] == 2 and analysis["level"] == 0.9  # the main config's
+    assert analysis["sampler"]["draws"] == 500  # the mapping file wins over the main config
+    assert analysis["sampler"]["tune"] == 200  # the entry wins over both
+    alone = trial_config({}, {"trial_id": "t", "analysis": {"sampler": {"chains": 3}}}, "test")
+    assert alone["analysis"]["sampler"]["chains"] == 3  # an entry's analysis without a main one

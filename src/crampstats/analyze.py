@@ -56,7 +56,8 @@ def analyze(
     config_path
         Trial config or main config (``None``: defaults).
     echo
-        Where progress lines go (one line per step; plain text, suitable for logs).
+        Where progress lines go: one line per stage, prefixed with the seconds elapsed (plain
+        text, suitable for logs); pass a function that drops them for quiet runs.
     progress
         Show the sampler's progress bar (terminals).
 
@@ -73,49 +74,53 @@ def analyze(
         If the configuration is invalid.
     """
     started = time.perf_counter()
+
+    def stage(message: str) -> None:
+        echo(f"[{time.perf_counter() - started:6.1f} s] {message}")
+
     data_dir, out = Path(data_dir), Path(out)
     config = load_trial_config(config_path, data_dir)
-    echo(f"validating {data_dir}")
+    stage(f"validating {data_dir}")
     result = validate(data_dir, config)
     if not result.ok:
         raise DataRefused(refusal_text(result))
     if result.warnings:
-        echo(f"{len(result.warnings)} validation warning(s); see derived/ and the report")
+        stage(f"{len(result.warnings)} validation warning(s); see derived/ and the report")
     trial_config = dict(result.config)
     plan = plan_trial(trial_config, result.tables)
     derived = derive_all(result.tables, trial_config)
     trial_config["trial_id"] = trial_id_of(trial_config, derived["periods"], data_dir)
     models = [m.id for m in plan.models]
-    echo(f"trial {trial_config['trial_id']} ({trial_config.get('design')}): models {models}")
+    stage(f"trial {trial_config['trial_id']} ({trial_config.get('design')}): models {models}")
     for skipped, reason in plan.skipped.items():
-        echo(f"not analysed: {skipped}: {reason}")
+        stage(f"not analysed: {skipped}: {reason}")
 
     root = trial_config.get("seed", 0)
     records: dict[str, FitRecord] = {}
     seeds: dict[str, int] = {}
     for i, entry in enumerate(plan.models, start=1):
-        echo(f"[{i}/{len(plan.models)}] fitting {entry.id}")
+        stage(f"[{i}/{len(plan.models)}] fitting {entry.id}")
         tic = time.perf_counter()
         model = make_model(entry, trial_config)
         frame = model_frame(entry, derived, trial_config)
         idata = fit_model(entry, derived, trial_config, progress=progress)
         seeds[entry.id] = entry.seed(root)
         records[entry.id] = FitRecord(entry, model, idata, frame, model.prepare(frame))
-        echo(f"[{i}/{len(plan.models)}] {entry.id} sampled in {time.perf_counter() - tic:.1f} s")
+        stage(f"[{i}/{len(plan.models)}] {entry.id} sampled in {time.perf_counter() - tic:.1f} s")
 
-    echo("summarising: effects, twins, diagnostics, LOO, rankings, rootograms")
+    stage("summarising: effects, twins, diagnostics, LOO, rankings, rootograms")
     tables = result_tables(records, trial_config, derived["weekly"])
 
     secondary: list[EndpointResult] = []
     for i, entry in enumerate(plan.endpoints, start=1):
-        echo(f"[{i}/{len(plan.endpoints)}] secondary endpoint {entry.id}")
+        stage(f"[{i}/{len(plan.endpoints)}] secondary endpoint {entry.id}")
         secondary.append(run_endpoint_or_fail(entry, derived, trial_config, progress=progress))
         seeds[entry.id] = entry.seed(root)
     tables.update(combine([r.tables for r in secondary]))
     failed = failed_fits(tables)
     for table in ("diagnostics", "diagnostics_secondary"):
         for _, row in tables[table].loc[tables[table]["status"] != "ok"].iterrows():
-            echo(f"FAILED diagnostics: {row['model']}: {row['reasons']}")
+            stage(f"FAILED diagnostics: {row['model']}: {row['reasons']}")
 
     seconds = time.perf_counter() - started
     record = provenance(
@@ -141,5 +146,5 @@ def analyze(
         for name, df in derived.items():
             write_parquet(df, tmp / "derived" / f"{name}.parquet")
         (tmp / "provenance.json").write_text(to_json(record), encoding="utf-8")
-    echo(f"wrote {out} in {seconds:.1f} s")
+    stage(f"wrote {out} in {seconds:.1f} s")
     return AnalysisOutcome(out, tables, failed, seconds)

@@ -17,12 +17,14 @@ from crampstats.analyze import DataRefused, analyze
 from crampstats.catalogue import COUNT_MODELS, ENDPOINTS, count_entry, endpoint_entry
 from crampstats.compare import compare_job
 from crampstats.config import ConfigError, load_trial_config
+from crampstats.engine import use_compile_cache
 from crampstats.errors import CrampstatsError
 from crampstats.fit import fit_job
 from crampstats.power.cli import add_power_parser
 from crampstats.report import write_report
 from crampstats.secondary import secondary_job
 from crampstats.simulate.design import load_design
+from crampstats.validate.init import init_config
 
 #: Exit codes: 0 success, 1 data refused or diagnostics failed, 2 usage or configuration error.
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -38,6 +40,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.out is not None:
         validation.write_validated(result, args.out)
         print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    guess = init_config(args.data_dir, args.out, force=args.force)
+    print(f"crampstats init: {args.data_dir}")
+    print("\n".join(f"  {line}" for line in guess.recognised))
+    config = guess.config
+    if "design" in config:
+        print(f"  design {config['design']}; arms {', '.join(config.get('arms', [])) or '?'}; "
+              f"control arm {config.get('control_arm', '?')}")
+    if guess.undecided:
+        print("could not decide (set these in the config):")
+        print("\n".join(f"  - {item}" for item in guess.undecided))
+    print(f"wrote {args.out}; next: crampstats validate {args.data_dir} --config {args.out}")
     return EXIT_OK
 
 
@@ -61,11 +78,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     def echo(line: str) -> None:
-        print(line, flush=True)
+        if not args.quiet:
+            print(line, flush=True)
 
     try:
         outcome = analyze(
-            args.data_dir, args.out, args.config, echo=echo, progress=sys.stderr.isatty()
+            args.data_dir,
+            args.out,
+            args.config,
+            echo=echo,
+            progress=sys.stderr.isatty() and not args.quiet,
         )
     except DataRefused as exc:
         print(str(exc), file=sys.stderr)
@@ -97,7 +119,12 @@ def _cmd_secondary(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     outcome = compare_job(
-        args.derived_dir, args.fits, args.out, args.provenance, secondary=args.secondary
+        args.derived_dir,
+        args.fits,
+        args.out,
+        args.provenance,
+        secondary=args.secondary,
+        validated=args.validated,
     )
     print(f"wrote {args.out} and {args.provenance}")
     if outcome.failed:
@@ -147,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_validate)
 
+    p = sub.add_parser(
+        "init", help="guess a starter trial config (design, arms, column mapping) from a folder"
+    )
+    p.add_argument("data_dir", type=Path, help="folder with the trial's exported files")
+    p.add_argument("--out", type=Path, required=True, help="trial config to write (YAML)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=_cmd_init)
+
     p = sub.add_parser("derive", help="build analysis datasets from a validated folder")
     p.add_argument("validated_dir", type=Path, help="output folder of `crampstats validate --out`")
     p.add_argument("--out", type=Path, required=True, help="folder for the derived datasets")
@@ -164,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strict", action="store_true",
         help="exit 1 when any fit fails the diagnostics gate (outputs are still written)",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress lines (errors and warnings still show)"
     )
     p.set_defaults(func=_cmd_analyze)
 
@@ -194,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="folder for the CSV tables")
     p.add_argument("--provenance", type=Path, required=True, help="provenance.json to write")
+    p.add_argument(
+        "--validated", type=Path, help="`crampstats validate` folder: record what is not analysed"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a fit failed the gate")
     p.set_defaults(func=_cmd_compare)
 
@@ -216,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
+    use_compile_cache()  # before anything imports PyTensor: one compile cache per machine
     try:
         return args.func(args)
     except ConfigError as exc:

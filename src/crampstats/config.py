@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -78,10 +79,14 @@ def check(config: dict[str, Any], schema_name: str, source: str = "config") -> d
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, raising :class:`ConfigError` with the file name on any failure."""
+    """Read a YAML (or JSON) mapping, raising :class:`ConfigError` with the file name on failure.
+
+    ``-`` reads standard input (the workflow hands each job its trial's resolved settings so).
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -142,17 +147,21 @@ def trial_config(main: Mapping[str, Any], entry: Mapping[str, Any], source: str)
     -------
     dict
         The validated trial configuration: the mapping file the entry's ``columns`` key names,
-        then the main ``seed`` and ``analysis`` (deep-merged with the entry's own ``analysis``),
-        then the entry's other keys.
+        then the main ``seed`` and the entry's other keys; ``analysis`` is merged key by key,
+        the main config's first, then the mapping file's, then the entry's own.
     """
     merged: dict[str, Any] = {}
     if entry.get("columns"):
         merged = read_yaml(entry["columns"])
-    # main-config settings that apply to every trial; a trial's own entry wins
+    # main-config settings that apply to every trial; the trial's own file, then its entry win
     if "seed" in main:
         merged["seed"] = main["seed"]
-    if isinstance(main.get("analysis"), dict):
-        merged["analysis"] = _deep_merge(main["analysis"], entry.get("analysis") or {})
+    analysis: dict[str, Any] = {}
+    for layer in (main.get("analysis"), merged.get("analysis"), entry.get("analysis")):
+        if isinstance(layer, dict):
+            analysis = _deep_merge(analysis, layer)
+    if analysis:
+        merged["analysis"] = analysis
     merged.update({k: v for k, v in entry.items() if k not in ("data", "columns", "analysis")})
     return check(merged, "trial", f"{source} (trial {merged.get('trial_id', '?')})")
 

@@ -15,11 +15,17 @@ rows; only the arms and covariate columns (the structure) must stay the same.
 
 PyTensor compile directory
 --------------------------
-PyTensor (and therefore this module) keeps compiled code in ``base_compiledir``; parallel jobs
-sharing one directory have dead-locked on its lock (docs/design.md). Give each process its own
-directory *before* PyTensor is imported, e.g. ``env=pytensor_compiledir_env(path)`` for a
-subprocess, or :func:`configure_compiledir` at the very top of a script. This module imports
-PyMC, PyTensor and nutpie lazily so that importing it does not fix the directory.
+PyTensor keeps compiled code (C modules, and the Numba functions of the model's log density) in
+``base_compiledir``. Every ``crampstats`` command shares one persistent directory per machine and
+per set of package versions, :func:`compile_cache_dir` (docs/design.md, "Compile once per
+machine"): a model structure compiled by one job is loaded from disk by every later job and run,
+and a new version of PyTensor, Numba, PyMC, nutpie or Python starts a fresh directory, so compiled
+code of another version is never read. Concurrent jobs are safe: PyTensor serialises C
+compilation with an OS file lock (released if a process dies) and Numba writes each cache entry
+to a temporary file and renames it. A process chooses the directory *before* PyTensor is
+imported (:func:`use_compile_cache`, :func:`configure_compiledir`, or
+``env=pytensor_compiledir_env(path)`` for a subprocess); this module imports PyMC, PyTensor and
+nutpie lazily so that importing it does not fix the directory.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "PreparedData",
     "StaleFitError",
     "clear_compile_cache",
+    "compile_cache_dir",
     "compile_cache_info",
     "configure_compiledir",
     "diagnose",
@@ -61,6 +68,7 @@ __all__ = [
     "save_fit",
     "thin_draws",
     "thinned_fit",
+    "use_compile_cache",
 ]
 
 #: Packages whose versions enter a model's id (a new version may change the posterior).
@@ -148,6 +156,70 @@ def configure_compiledir(path: str | os.PathLike[str]) -> None:
             )
         return
     os.environ["PYTENSOR_FLAGS"] = pytensor_compiledir_env(path)["PYTENSOR_FLAGS"]
+
+
+#: Packages whose versions key the compile cache (they generate or compile the model's code).
+COMPILER_PACKAGES = ("pytensor", "numba", "llvmlite", "pymc", "nutpie", "numpy")
+
+
+def compile_cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """Return the persistent compile directory of this machine for the installed versions.
+
+    Parameters
+    ----------
+    root
+        Where caches live; default ``$CRAMPSTATS_CACHE_DIR``, else ``$XDG_CACHE_HOME/crampstats``,
+        else ``~/.cache/crampstats``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<root>/pytensor-<hash>``, the hash taken over the Python version and the versions of
+        :data:`COMPILER_PACKAGES`, so that code compiled by other versions is never served.
+    """
+    if root is None:
+        xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = os.environ.get("CRAMPSTATS_CACHE_DIR") or Path(xdg) / "crampstats"
+    versions = {"python": sys.version.split()[0]}
+    for name in COMPILER_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "absent"
+    return Path(root) / f"pytensor-{_hash(versions)[:16]}"
+
+
+#: PyTensor flags every command sets: IEEE arithmetic in the compiled log density. With Numba's
+#: fastmath, LLVM may reassociate sums differently in a function compiled fresh (and inlined) than
+#: in the same function linked from the cache, so a cold and a warm run of the same seed drew
+#: different posteriors; without it they are identical (tests/test_compile_cache.py).
+PYTENSOR_DEFAULT_FLAGS = ("numba__fastmath=False",)
+
+
+def use_compile_cache() -> Path:
+    """Compile into :func:`compile_cache_dir`, with IEEE arithmetic, unless already chosen.
+
+    Called by the command line before anything imports PyTensor. Flags already in
+    ``PYTENSOR_FLAGS`` win (an explicit ``base_compiledir`` of a user or a test is left alone),
+    and a process that has already imported PyTensor keeps its settings (a library caller or a
+    test session calling the command line in-process).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory this process compiles into.
+    """
+    if "pytensor" in sys.modules:
+        import pytensor
+
+        return Path(pytensor.config.base_compiledir)
+    flags = [f.strip() for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f.strip()]
+    named = {f.split("=", 1)[0] for f in flags}
+    flags += [f for f in PYTENSOR_DEFAULT_FLAGS if f.split("=", 1)[0] not in named]
+    if "base_compiledir" not in named:
+        flags.append(f"base_compiledir={compile_cache_dir()}")
+    os.environ["PYTENSOR_FLAGS"] = ",".join(flags)
+    return Path(next(f for f in flags if f.startswith("base_compiledir=")).split("=", 1)[1])
 
 
 # --------------------------------------------------------------------------------------------

@@ -125,10 +125,10 @@ def test_a_minimal_trial_plans_the_count_models_and_skips_the_rest(tmp_path):
                                  "safety", "location"}
 
 
-def test_several_trials_add_the_multi_trial_model():
+def test_several_trials_make_the_multi_trial_model_primary():
     data = DATA / "example_multi"
     plan = plan_folder(data, {**load_trial_config(None, data), "design": "parallel"})
-    assert _ids(plan.models) == ["nb_totals", "frailty_weekly", "multi_trial"]
+    assert _ids(plan.models) == ["multi_trial"]
 
 
 def test_data_that_break_the_contract_stop_the_plan(tmp_path):

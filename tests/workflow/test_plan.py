@@ -8,6 +8,7 @@ trial, the function `analyze` plans with.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -78,3 +79,27 @@ def test_workflow_and_analyze_plan_the_same_fits(workdir, monkeypatch):
         plan = plan_folder(entry["data"], load_trial_config(config_file, entry["data"]))
         assert sorted(jobs[name]["fit"]) == sorted(m.id for m in plan.models), name
         assert sorted(jobs[name]["secondary"]) == sorted(e.id for e in plan.endpoints), name
+
+
+def test_a_users_own_config_file_is_the_whole_config(tmp_path):
+    """`--configfile my.yaml` runs exactly my.yaml's trials, validated with my.yaml's settings."""
+    mine = tmp_path / "my.yaml"
+    mine.write_text(
+        "seed: 3\n"
+        "analysis: {secondary: {endpoints: [location]}}\n"
+        "trials:\n"
+        f"  mine: {{data: {ROOT / 'data' / 'example_nof1'}, design: nof1, control_arm: placebo}}\n",
+        encoding="utf-8",
+    )
+    command = [SNAKEMAKE, "-s", str(ROOT / "workflow" / "Snakefile"), "--directory",
+               str(tmp_path), "--configfile", str(mine), "-c", "1"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    dry = subprocess.run([*command, "-n"], capture_output=True, text=True, check=False, env=env)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert set(re.findall(r"wildcards: trial=(\w+)", dry.stdout)) == {"mine"}
+    assert re.findall(r"wildcards: trial=mine, endpoint=(\w+)", dry.stdout) == ["location"]
+    done = subprocess.run([*command, "results/mine/validated"], capture_output=True, text=True,
+                          check=False, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "results/mine/validated/validation.json").read_text())
+    assert record["config"]["seed"] == 3 and record["config"]["trial_id"] == "mine"

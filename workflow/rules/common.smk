@@ -5,22 +5,21 @@
 # `crampstats analyze` uses, so the workflow and analyze never plan differently. A trial whose data
 # break the contract stops the workflow here, with the refusal report, before any job runs.
 import functools
+import json
 
 from crampstats.catalogue import plan_folder
 from crampstats.config import trial_config
 from crampstats.models import ENDPOINT
 
 RESULTS = "results"
+#: Snakemake `benchmark:` files of every job (wall, CPU, memory); summarised by
+#: benchmarks/workflow_table.py into benchmarks/RESULTS.md.
+BENCHMARKS = "logs/benchmarks"
 
 
 def trial_names():
     """Trials to analyse (config key `trials`), in config order."""
     return list(config["trials"])
-
-
-def trial_entry(wildcards):
-    """The config entry of the job's trial (a params value: changing it reruns the trial)."""
-    return config["trials"][wildcards.trial]
 
 
 def trial_data(wildcards):
@@ -42,6 +41,12 @@ def trial_settings(trial):
     """The trial's resolved configuration: its entry over the settings of every trial."""
     entry = {"trial_id": str(trial), **config["trials"][trial]}
     return trial_config(config, entry, f"workflow config (trial {trial})")
+
+
+def trial_settings_json(wildcards):
+    """The job's trial settings as JSON, handed to `crampstats validate --config -` (a params
+    value: a changed setting reruns the trial)."""
+    return json.dumps(trial_settings(wildcards.trial), sort_keys=True)
 
 
 @functools.cache
@@ -69,16 +74,6 @@ def secondary_dirs(wildcards):
 def fit_threads(wildcards):
     """One thread per chain; Snakemake caps it at the cores given (`-c N`)."""
     return int(trial_settings(wildcards.trial)["analysis"]["sampler"]["chains"])
-
-
-def compile_dir(wildcards):
-    """A PyTensor compile directory of the job's own: parallel jobs sharing one dead-lock."""
-    return f".snakemake/pytensor/{wildcards.trial}__{wildcards.model}"
-
-
-def secondary_compile_dir(wildcards):
-    """A PyTensor compile directory of the job's own."""
-    return f".snakemake/pytensor/{wildcards.trial}__{wildcards.endpoint}"
 
 
 def all_outputs():

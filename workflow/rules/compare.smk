@@ -1,5 +1,6 @@
 rule compare:
     input:
+        validated=f"{RESULTS}/{{trial}}/validated",
         derived=f"{RESULTS}/{{trial}}/derived",
         fits=fit_files,
         secondary=secondary_dirs,
@@ -15,8 +16,11 @@ rule compare:
         provenance=f"{RESULTS}/{{trial}}/provenance.json",
     log:
         "logs/{trial}/compare.log",
+    benchmark:
+        f"{BENCHMARKS}/{{trial}}/compare.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:
         "crampstats compare {input.derived} --fits {input.fits} --secondary {input.secondary} "
-        "--out {output.tables} --provenance {output.provenance} > {log} 2>&1"
+        "--validated {input.validated} --out {output.tables} --provenance {output.provenance} "
+        "> {log} 2>&1"

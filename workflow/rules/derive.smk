@@ -5,6 +5,8 @@ rule derive:
         directory(f"{RESULTS}/{{trial}}/derived"),
     log:
         "logs/{trial}/derive.log",
+    benchmark:
+        f"{BENCHMARKS}/{{trial}}/derive.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:

@@ -28,17 +28,17 @@ rule power_shard:
     params:
         replicates=power_replicates,
         out=power_out,
-        compile_dir=power_compile_dir,
     threads: power_threads
     resources:
         mem_mb=2000,
         runtime=power_runtime,
     log:
         "logs/power/{design}/shard-{shard}-of-{shards}.log",
+    benchmark:
+        "logs/benchmarks/power/{design}/shard-{shard}-of-{shards}.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:
-        "PYTENSOR_FLAGS=base_compiledir={params.compile_dir} "
         "crampstats power run --config {input} --design {wildcards.design} "
         "--replicates {params.replicates} --shards {wildcards.shards} --shard {wildcards.shard} "
         "--out {params.out} --cores {threads} > {log} 2>&1"
@@ -57,6 +57,8 @@ rule power_summarize:
         runtime=10,
     log:
         "logs/power/{design}/summarize.log",
+    benchmark:
+        "logs/benchmarks/power/{design}/summarize.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:

@@ -54,8 +54,3 @@ def power_replicates(wildcards):
 def power_out(wildcards):
     """The design's results folder."""
     return f"{POWER_RESULTS}/{wildcards.design}"
-
-
-def power_compile_dir(wildcards):
-    """A PyTensor compile directory of the job's own: parallel jobs sharing one dead-lock."""
-    return f".snakemake/pytensor/power__{wildcards.design}__{wildcards.shard}"

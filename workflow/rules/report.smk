@@ -15,6 +15,8 @@ rule report:
         results_dir=trial_results,
     log:
         "logs/{trial}/report.log",
+    benchmark:
+        f"{BENCHMARKS}/{{trial}}/report.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:

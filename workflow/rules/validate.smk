@@ -5,11 +5,13 @@ rule validate:
         directory(f"{RESULTS}/{{trial}}/validated"),
     params:
         data=trial_data,
-        config_file=workflow.configfiles[-1],
-        entry=trial_entry,
+        settings=trial_settings_json,
     log:
         "logs/{trial}/validate.log",
+    benchmark:
+        f"{BENCHMARKS}/{{trial}}/validate.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:
-        "crampstats validate {params.data} --config {params.config_file} --out {output} > {log} 2>&1"
+        "printf '%s' {params.settings:q} | "
+        "crampstats validate {params.data} --config - --out {output} > {log} 2>&1"

@@ -18,8 +18,9 @@ import pandas as pd
 
 from crampstats.catalogue.entries import COUNT_MODELS, ENDPOINTS, count_entry
 from crampstats.config import ConfigError
+from crampstats.derive import subject_columns
 from crampstats.errors import CrampstatsError
-from crampstats.models import CountEntry, EndpointEntry
+from crampstats.models import CountEntry, EndpointEntry, ModelDataError
 from crampstats.validate import refusal_text, validate
 
 
@@ -95,14 +96,17 @@ def _plan_models(
 ) -> tuple[CountEntry, ...]:
     listed = (config.get("analysis") or {}).get("models")
     if not listed:
-        return tuple(
+        defaults = [
             e
             for e in COUNT_MODELS
-            if e.default
-            and design in e.designs
-            and not _missing(e.needs, available)
-            and (trials > 1 or not e.several_trials)
-        )
+            if e.default and design in e.designs and not _missing(e.needs, available)
+        ]
+        # several trials: the models that account for trial (own baselines and placebo rates)
+        # rather than one intercept, slope and dispersion pooled across trials
+        several = [e for e in defaults if e.several_trials]
+        if trials > 1 and several:
+            return tuple(several)
+        return tuple(e for e in defaults if not e.several_trials)
     try:
         entries = tuple(count_entry(m) for m in listed)
     except KeyError as exc:
@@ -133,15 +137,20 @@ def plan_trial(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) ->
     TrialPlan
         ``analysis.models`` when set; otherwise every default model of the design
         (``nb_totals`` and ``frailty_weekly`` for a parallel design, ``crossover`` for a
-        crossover or N-of-1 design), plus ``multi_trial`` when the data hold several trials.
+        crossover or N-of-1 design); when the data hold several trials, the models that
+        account for trial (``multi_trial`` for a parallel design) instead.
         Secondary endpoints: ``analysis.secondary.endpoints`` (all when null) whose design and
         data allow them; the others are in ``skipped`` with the reason.
 
     Raises
     ------
     CrampstatsError
-        If a model or endpoint named in config cannot run on this design or these data.
+        If a model or endpoint named in config cannot run on this design or these data, or
+        a covariate is missing for some subjects (:func:`check_subject_terms`).
+    ConfigError
+        If ``analysis.covariates`` or ``analysis.random_intercepts`` names an unknown column.
     """
+    check_subject_terms(config, tables)
     design = str(config.get("design") or "parallel")
     available = available_data(tables)
     models = _plan_models(config, design, available, n_trials(tables))
@@ -166,6 +175,70 @@ def plan_trial(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) ->
             "analysis.secondary.endpoints: cannot analyse " + "; ".join(refused) + " on these data"
         )
     return TrialPlan(models, tuple(endpoints), skipped)
+
+
+def check_subject_terms(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> None:
+    """Refuse covariates and random-intercept groupings the subjects table cannot supply.
+
+    Runs before anything is derived or fitted, for ``crampstats analyze`` and the workflow
+    alike (both plan through :func:`plan_trial`).
+
+    Parameters
+    ----------
+    config
+        Resolved trial configuration (``analysis.covariates``, ``analysis.random_intercepts``,
+        ``analysis.covariate_missing``).
+    tables
+        The trial's canonical tables; ``subjects`` holds the columns.
+
+    Raises
+    ------
+    ConfigError
+        A named column is not a subject column holding values (the message lists the
+        available ones), or a column is named both as covariate and as random intercept.
+    crampstats.models.ModelDataError
+        With ``covariate_missing: error`` (the default), a named column is missing for some
+        subjects (the message names them).
+    """
+    analysis = config.get("analysis") or {}
+    covariates = list(analysis.get("covariates") or [])
+    groupings = list(analysis.get("random_intercepts") or [])
+    if not covariates and not groupings:
+        return
+    both = sorted(set(covariates) & set(groupings))
+    if both:
+        raise ConfigError(
+            f"analysis.covariates and analysis.random_intercepts both name {both}; a column is "
+            "either a fixed covariate or a random-intercept grouping"
+        )
+    subjects = tables["subjects"]
+    available = subject_columns(subjects)
+    for key, names in (("covariates", covariates), ("random_intercepts", groupings)):
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            empty = [n for n in unknown if n in subjects.columns]
+            note = f" ({', '.join(empty)} holds no value)" if empty else ""
+            raise ConfigError(
+                f"analysis.{key}: unknown subject column(s) {', '.join(unknown)}{note}; the "
+                f"subjects table has: {', '.join(available) or 'none'}"
+            )
+    if analysis.get("covariate_missing", "error") != "error":
+        return
+    several = "trial_id" in subjects.columns and subjects["trial_id"].nunique() > 1
+    for name in [*covariates, *groupings]:
+        absent = subjects[name].isna().to_numpy(dtype=bool)
+        if absent.any():
+            ids = subjects.loc[absent, "subject_id"].astype(str)
+            if several:
+                ids = subjects.loc[absent, "trial_id"].astype(str) + "/" + ids
+            shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            raise ModelDataError(
+                f"subjects table: {name} (named in analysis."
+                f"{'covariates' if name in covariates else 'random_intercepts'}) is missing for "
+                f"{len(ids)} subject(s): {shown}; supply the values, or set "
+                "analysis.covariate_missing to drop (leave them out) or indicator (code them "
+                "as missing)"
+            )
 
 
 def plan_folder(data_dir: str | Path, config: dict[str, Any]) -> TrialPlan:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from crampstats.catalogue import count_entry, endpoint_entry
+from crampstats.catalogue import count_entry, endpoint_entry, plan_trial
 from crampstats.compare.tables import FitRecord, result_tables
 from crampstats.derive import read_derived
 from crampstats.engine import load_fit
@@ -23,6 +23,7 @@ from crampstats.fit import make_model, model_frame
 from crampstats.models import ENDPOINT
 from crampstats.outputs import atomic_dir, atomic_write_text, provenance, to_json, write_tables
 from crampstats.secondary import combine, read_endpoint
+from crampstats.validate import read_validated
 
 
 @dataclass
@@ -75,12 +76,19 @@ def failed_fits(tables: dict[str, pd.DataFrame]) -> list[str]:
     return failed
 
 
+def not_analysed(validated: str | Path) -> dict[str, str]:
+    """Return the analyses the planner skips for a validated trial, with the reasons."""
+    trial = read_validated(validated)
+    return plan_trial(trial.config, trial.tables).skipped
+
+
 def compare_job(
     derived_dir: str | Path,
     fits: list[str | Path],
     tables_out: str | Path,
     provenance_out: str | Path,
     secondary: list[str | Path] | None = None,
+    validated: str | Path | None = None,
 ) -> AnalysisOutcome:
     """Build the result tables from stored fits (the workflow's compare step).
 
@@ -101,6 +109,9 @@ def compare_job(
         Folders written by ``crampstats secondary`` (one per endpoint); their tables are
         gathered into ``effects_secondary.csv``, ``outcome_measures.csv`` and the others
         (:func:`crampstats.secondary.combine`).
+    validated
+        Output folder of ``crampstats validate``; when given, the analyses its data do not
+        support are recorded in ``provenance.json`` (``not_analysed``) with the planner's reasons.
 
     Returns
     -------
@@ -136,6 +147,7 @@ def compare_job(
         config,
         **run_record(list(records), seeds, config, failed, time.perf_counter() - started),
         secondary_endpoints=analysed,
+        not_analysed=not_analysed(validated) if validated is not None else {},
         data_inputs=upstream.get("validation_inputs", {}),
     )
     with atomic_dir(tables_out) as tmp:

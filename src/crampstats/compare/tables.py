@@ -22,8 +22,8 @@ from crampstats.engine import CountModel, PreparedData, diagnose
 from crampstats.models import ENDPOINT, CountEntry
 
 EFFECTS_COLUMNS = [
-    "trial_id", "endpoint", "model", "arm", "comparator", "rr_median", "rr_lower", "rr_upper",
-    "p_rr_below_1", "p_rr_below_threshold", "threshold", "abs_diff_per_week_median",
+    "trial_id", "endpoint", "model", "primary", "arm", "comparator", "rr_median", "rr_lower",
+    "rr_upper", "p_rr_below_1", "p_rr_below_threshold", "threshold", "abs_diff_per_week_median",
     "abs_diff_per_week_lower", "abs_diff_per_week_upper", "rhat_max", "ess_bulk_min",
     "divergences", "status",
 ]  # fmt: skip
@@ -143,9 +143,14 @@ def _json_attr(attrs: Mapping[str, Any], key: str) -> dict[str, Any]:
 def effects_rows(
     records: Mapping[str, FitRecord], diagnostics: pd.DataFrame, config: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """One row per model and active arm: the decision quantities and the fit's gate figures."""
+    """One row per model and active arm: the decision quantities and the fit's gate figures.
+
+    ``primary`` is true on the rows of the primary model, the first of ``records`` (the plan's
+    order), so a reader never has to guess which rows decide.
+    """
     s = _settings(config)
     frames = []
+    primary = next(iter(records), None)
     for name, rec in records.items():
         table = decisions.decision_table(
             rec.idata,
@@ -161,6 +166,7 @@ def effects_rows(
                     "trial_id": s["trial_id"],
                     "endpoint": ENDPOINT,
                     "model": name,
+                    "primary": name == primary,
                     "arm": table["arm"],
                     "comparator": s["control"],
                     "rr_median": table["rr_median"],

@@ -18,11 +18,15 @@ import pandas as pd
 from crampstats.config import check
 from crampstats.errors import CrampstatsError
 from crampstats.outputs import atomic_dir, provenance, to_json, write_parquet
+from crampstats.validate.contract import DERIVED_COLUMNS, RESERVED_SUBJECT_COLUMNS
 
 if TYPE_CHECKING:
     from crampstats.validate import ValidatedTrial
 
+#: The contract's subject covariates, carried into ``periods`` in this order.
 COVARIATES = ("age", "sex", "etiology", "cramp_origin", "stratum")
+#: Subject columns that are not covariates: identifiers, design, post-randomisation.
+NOT_COVARIATES = ("trial_id", "subject_id", "arm", "sequence", "withdrawal_day")
 NON_TREATMENT_PERIODS = ("run-in", "washout")
 
 
@@ -52,12 +56,42 @@ def _runin(diary: pd.DataFrame, subject_ids: pd.Series) -> pd.DataFrame:
     return out
 
 
+def subject_columns(frame: pd.DataFrame) -> list[str]:
+    """Subject columns of ``frame`` that can be covariates: holding a value, not derived.
+
+    Parameters
+    ----------
+    frame
+        A subjects table (validated) or the derived ``periods`` dataset.
+
+    Returns
+    -------
+    list of str
+        The contract's covariates (``age``, ``sex``, ...) and the subjects table's extra
+        columns (``bmi``, ``site``, ...), in table order, each with at least one value;
+        identifiers, arm, sequence, withdrawal and the derived columns are left out.
+    """
+    skip = {*NOT_COVARIATES, *DERIVED_COLUMNS}
+    return [c for c in frame.columns if c not in skip and frame[c].notna().any()]
+
+
 def _subject_info(subjects: pd.DataFrame) -> pd.DataFrame:
-    """Per-subject columns carried into every dataset: ids, arm, covariates, withdrawal."""
+    """Per-subject columns carried into ``periods``: ids, arm, covariates, extras, withdrawal.
+
+    Extra subject columns (outside the contract, e.g. ``bmi`` or ``site``) follow the
+    contract's, so that any of them can be a covariate or a random-intercept grouping.
+    """
     cols = ["trial_id", "subject_id"] + [
         c for c in ("arm", "sequence", *COVARIATES, "withdrawal_day") if c in subjects
     ]
-    info = subjects[cols].copy()
+    extras = [c for c in subjects.columns if c not in cols]
+    clash = [c for c in extras if c in RESERVED_SUBJECT_COLUMNS]
+    if clash:
+        raise CrampstatsError(
+            f"subjects table: column(s) {clash} clash with the names of the analysis datasets; "
+            "rename them"
+        )
+    info = subjects[cols + extras].copy()
     info["withdrawn"] = (
         info["withdrawal_day"].notna() if "withdrawal_day" in info else False
     )
@@ -86,7 +120,8 @@ def subject_periods(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> 
     -------
     pandas.DataFrame
         ``trial_id, subject_id, arm, period, count, exposure_days, runin_count, runin_days,
-        log_baseline_rate``, the covariates present, ``withdrawn``, ``withdrawal_day``. Parallel
+        log_baseline_rate``, the covariates present, ``withdrawal_day``, the subjects table's
+        extra columns (typed by validation), ``withdrawn``. Parallel
         designs have one ``treatment`` row per randomised subject, zero exposure when the subject
         has no treatment diary; crossover and N-of-1 designs have one row per numbered period, with
         ``arm`` the treatment taken.

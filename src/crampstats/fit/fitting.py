@@ -3,8 +3,10 @@
 One function per step so that the Snakemake workflow (one job per model, :func:`fit_job`) and
 ``crampstats analyze`` (all models in one process) share them:
 
-- :func:`make_model`: the model object with the trial's arms, covariates and prior overrides;
-- :func:`model_frame`: the derived dataset a model reads (covariates joined on);
+- :func:`make_model`: the model object with the trial's arms, covariates, random intercepts,
+  missing-value handling and prior overrides;
+- :func:`model_frame`: the derived dataset a model reads (subject covariates and groupings
+  joined on);
 - :func:`fit_model`: sample it (compile-once engine) with the pointwise log-likelihood for LOO,
   seeded by the model's catalogue seed key;
 - :func:`fit_path`: where the fit is stored, ``fits/<endpoint>__<model>.nc``.
@@ -21,7 +23,8 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from crampstats.derive import read_derived
+from crampstats.config import ConfigError
+from crampstats.derive import read_derived, subject_columns
 from crampstats.engine import ATTR_PREFIX, CountModel, save_fit
 from crampstats.errors import CrampstatsError
 from crampstats.models import ENDPOINT, CountEntry
@@ -29,6 +32,10 @@ from crampstats.models import ENDPOINT, CountEntry
 
 def make_model(entry: CountEntry, config: Mapping[str, Any]) -> CountModel:
     """Instantiate a count model for a trial: arms, control, covariates, priors, sampler.
+
+    ``analysis.covariates``, ``analysis.random_intercepts`` and ``analysis.covariate_missing``
+    become the model config's entries of those names (each model's own
+    ``analysis.model_config`` entry may override them).
 
     Parameters
     ----------
@@ -48,6 +55,10 @@ def make_model(entry: CountEntry, config: Mapping[str, Any]) -> CountModel:
         model_config["arms"] = list(config["arms"])
     if analysis.get("covariates"):
         model_config["covariates"] = list(analysis["covariates"])
+    if analysis.get("random_intercepts"):
+        model_config["random_intercepts"] = list(analysis["random_intercepts"])
+    if analysis.get("covariate_missing", "error") != "error":
+        model_config["covariate_missing"] = analysis["covariate_missing"]
     model_config["missing_baseline"] = analysis.get("missing_baseline", "error")
     model_config.update(analysis.get("model_config", {}).get(entry.id, {}))
     try:
@@ -61,10 +72,17 @@ def make_model(entry: CountEntry, config: Mapping[str, Any]) -> CountModel:
 def model_frame(
     entry: CountEntry, derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """Return the derived dataset a count model reads, with subject covariates joined on.
+    """Return the derived dataset a count model reads, with subject columns joined on.
 
     Weekly and crossover tables carry no subject characteristics; the covariates named in
-    ``analysis.covariates`` are joined from ``periods`` (one value per subject).
+    ``analysis.covariates`` and the groupings in ``analysis.random_intercepts`` are joined from
+    ``periods`` (one value per subject), which carries every subject column.
+
+    Raises
+    ------
+    crampstats.config.ConfigError
+        If a named column is in neither table (the planner refuses such a config before
+        anything is fitted; this guards a derived folder written under another config).
     """
     table = entry.data
     if table not in derived:
@@ -72,11 +90,19 @@ def model_frame(
             f"model {entry.id} needs the derived {table!r} dataset, which is absent"
         )
     frame = derived[table]
-    covariates = list(config.get("analysis", {}).get("covariates", []))
-    missing = [c for c in covariates if c not in frame.columns]
+    analysis = config.get("analysis", {})
+    wanted = [*analysis.get("covariates", []), *(analysis.get("random_intercepts") or [])]
+    missing = [c for c in wanted if c not in frame.columns]
     if missing:
+        periods = derived["periods"]
+        unknown = [c for c in missing if c not in periods.columns]
+        if unknown:
+            raise ConfigError(
+                f"analysis.covariates / analysis.random_intercepts: {unknown} not in the "
+                f"derived data (subject columns: {', '.join(subject_columns(periods))})"
+            )
         keys = [k for k in ("trial_id", "subject_id") if k in frame.columns]
-        subjects = derived["periods"][[*keys, *missing]].drop_duplicates(keys)
+        subjects = periods[[*keys, *missing]].drop_duplicates(keys)
         frame = frame.merge(subjects, on=keys, how="left", validate="many_to_one")
     return frame
 

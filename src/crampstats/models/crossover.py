@@ -7,11 +7,13 @@ frame; washout and run-in are not analysed, periods with ``exposure_days == 0`` 
     log mu_ip = log exposure_ip + a_i + pi_p
                 + (log_rr[t_ip] + d_i[t_ip]) * [t_ip is active]
                 + gamma[t_i,p-1] * [t_i,p-1 is active]          (only with carryover=True)
-    a_i ~ Normal(alpha + b * (x_i - mean x) + beta' z_i, sigma_a)
+    a_i ~ Normal(alpha + b * (x_i - mean x) + beta' z_i + s[site_i], sigma_a)
     d_i[a] ~ Normal(0, sigma_d[a])
 
 ``a_i`` is subject ``i``'s control log daily rate in the reference period (the first period in
-the data), ``x_i`` the run-in log rate, ``z_i`` optional subject covariates, ``t_ip`` the
+the data), ``x_i`` the run-in log rate, ``z_i`` optional subject covariates, ``s`` optional
+random intercepts of groupings such as the site (config ``random_intercepts``, non-centred,
+``sigma_group ~ HalfNormal(0.5)``; between-subject terms, so they move ``a_i`` only), ``t_ip`` the
 treatment taken; ``log_rr[a]`` is the population mean log rate ratio of active arm ``a``
 versus the control arm (config ``control_arm``) and ``d_i[a]`` the patient's own deviation
 from it, so ``exp(log_rr[a] + d_i[a])`` is patient ``i``'s rate ratio (Zucker et al. 1997,
@@ -130,17 +132,21 @@ from scipy import special
 from crampstats.engine import CountModel, PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
-    CovariateDesign,
     ModelDataError,
+    SubjectTerms,
+    SubjectTermsModel,
     arm_coding,
     as_float,
     baseline_covariate,
     check_counts,
+    drop_incomplete,
     drop_zero_exposure,
     nb_logpmf,
     nb_pmf_table,
     require_columns,
     subject_keys,
+    twin_coefficients,
+    twin_columns,
 )
 
 if TYPE_CHECKING:
@@ -153,7 +159,7 @@ PERIOD_EFFECTS = ("categorical", "linear")
 _Z975 = 1.959963984540054
 
 
-class Crossover(CountModel):
+class Crossover(SubjectTermsModel):
     """Hierarchical NB model of crossover and aggregated N-of-1 trials (per subject-period).
 
     Parameters
@@ -162,12 +168,15 @@ class Crossover(CountModel):
         Overrides of :attr:`default_model_config`:
 
         ``control_arm`` (``"placebo"``), ``arms`` (all treatments, or ``None`` for those in the
-        data), ``covariates`` (subject-level columns of the frame, entering the mean of
-        ``a_i``), ``missing_baseline`` (``"error"`` or ``"mean"``), ``carryover`` (``False``),
+        data), ``covariates`` and ``random_intercepts`` (subject-level columns of the frame,
+        entering the mean of ``a_i``; the workflow joins them from ``periods``),
+        ``covariate_missing``, ``missing_baseline`` (``"error"`` or ``"mean"``), ``carryover``
+        (``False``),
         ``period_effects`` (``"categorical"`` or ``"linear"``), ``centred_intercepts``
         (``True``), ``centred_effects`` (``False``) and the priors ``prior_alpha_mu``,
         ``prior_alpha_sd``, ``prior_log_rr_sd``, ``prior_b_mu``, ``prior_b_sd``,
-        ``prior_beta_sd``, ``prior_sigma_a_sd``, ``prior_sigma_d_sd``, ``prior_period_sd``,
+        ``prior_beta_sd``, ``prior_sigma_group_sd``, ``prior_sigma_a_sd``, ``prior_sigma_d_sd``,
+        ``prior_period_sd``,
         ``prior_carryover_sd``, ``prior_k_mu`` (of log k), ``prior_k_sd``. The module
         docstring justifies each.
     sampler_config
@@ -225,9 +234,20 @@ class Crossover(CountModel):
 
     # ---- data -------------------------------------------------------------------------------
     def select(self, data: pd.DataFrame) -> pd.DataFrame:
-        """Rows analysed: exposure > 0, sorted by subject and period, one row per subject-period."""
+        """Rows analysed: exposure > 0, sorted by subject and period, one row per subject-period.
+
+        With ``covariate_missing="drop"`` the rows of subjects missing a covariate or grouping
+        value are left out as well.
+        """
+        return self._rows(data)[0]
+
+    def _rows(self, data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """Rows analysed and the number of subjects dropped for missing covariate values."""
         columns = [*REQUIRED, *(["previous_treatment"] if self.model_config["carryover"] else [])]
         require_columns(data, columns, "crossover data")
+        data, n_dropped = drop_incomplete(
+            data, self.subject_columns(), self.setting("covariate_missing")
+        )
         frame = drop_zero_exposure(data)
         if frame.empty:
             raise ModelDataError("crossover data: no period with exposure_days > 0")
@@ -243,18 +263,19 @@ class Crossover(CountModel):
                 "crossover data: more than one row for subject-period(s) "
                 f"{list(frame.loc[dup, ['_subject', '_period']].itertuples(index=False))[:5]}"
             )
-        return frame.sort_values(["_subject", "_period"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(["_subject", "_period"], kind="stable")
+        return frame.reset_index(drop=True), n_dropped
 
     def prepare(self, data: pd.DataFrame) -> PreparedData:
         """Turn a ``crossover`` frame into model arrays (rows = subject x period)."""
         cfg = self.model_config
-        frame = self.select(data)
+        frame, n_dropped = self._rows(data)
         arms = arm_coding(frame["treatment"], cfg["control_arm"], cfg["arms"])
         codes, subjects = pd.factorize(frame["_subject"], sort=True)
         n_sub = len(subjects)
         first = frame.groupby("_subject", sort=True).head(1).reset_index(drop=True)
-        _check_constant_within_subject(frame, ["log_baseline_rate", *cfg["covariates"]])
-        covs = CovariateDesign.from_frame(first, cfg["covariates"])
+        _check_constant_within_subject(frame, ["log_baseline_rate", *self.subject_columns()])
+        terms = SubjectTerms.from_frame(first, cfg, n_dropped)
         x_c, x_centre, n_imputed = baseline_covariate(first, cfg["missing_baseline"])
         y = check_counts(frame)
         arm_idx = arms.index(frame["treatment"])
@@ -280,8 +301,7 @@ class Crossover(CountModel):
             carry = np.zeros(len(frame), dtype=np.int64)
             carry[known.to_numpy()] = arms.index(prev[known])
             arrays["carry_idx"] = carry
-        if covs.columns:
-            arrays["X_cov"] = covs.matrix(first)
+        arrays.update(terms.arrays(first))
         _check_within_subject_estimable(arrays, arms.active, period_coord, n_sub)
 
         # per-subject summaries for patient_effects and the absolute effects
@@ -313,21 +333,22 @@ class Crossover(CountModel):
         )
         if "trial_id" in first.columns:
             subject_data["trial_id"] = ("subject", first["trial_id"].astype(str).to_numpy())
-        if covs.columns:
-            subject_data["X_cov"] = (("subject", "covariate"), arrays["X_cov"])
-            subject_data = subject_data.assign_coords(covariate=list(covs.columns))
+        subject_data = terms.add_to(subject_data, arrays)
+        coords = terms.coords()
         return PreparedData(
             data=arrays,
             coords={
                 "arm": list(arms.active),
-                "covariate": list(covs.columns),
+                "covariate": coords.pop("covariate"),
                 "period": period_coord,
+                **coords,
             },
             constants={
                 "log_baseline_rate_centre": x_centre,
                 "n_baseline_imputed": n_imputed,
                 "control_arm": arms.control,
                 "reference_period": int(periods[0]),
+                **terms.constants(),
             },
             subject_data=subject_data,
         )
@@ -358,6 +379,8 @@ class Crossover(CountModel):
                 X = pm.Data("X_cov", d["X_cov"])
                 beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="covariate")
                 mean_a = mean_a + pt.dot(X, beta)
+            if "group_level" in coords:
+                mean_a = mean_a + self.group_intercepts(prepared)
             sigma_a = pm.HalfNormal("sigma_a", cfg["prior_sigma_a_sd"])
             if cfg["centred_intercepts"]:
                 a = pm.Normal("a", mean_a, sigma_a, dims="subject")
@@ -653,6 +676,9 @@ def crossover_twin(
     arms: list[str] | None = None,
     carryover: bool = False,
     period_effects: str = "categorical",
+    covariates: list[str] | None = None,
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`Crossover`: NB2 GLM with subject fixed effects (statsmodels).
 
@@ -664,7 +690,12 @@ def crossover_twin(
     cluster-robust with subjects as clusters (sandwich at the estimated ``alpha``, factor
     ``G / (G - 1)``), so that patients' differing effects widen them as ``sigma_d`` widens
     the Bayesian interval; the model-based ones (which assume one common effect) are in
-    ``attrs["se_model"]``. The run-in rate and covariates are absorbed by the subject effects.
+    ``attrs["se_model"]``. The run-in rate, covariates and groupings are absorbed by the
+    subject effects; the covariates' coefficients (the model's ``beta``, between-subject terms
+    in the mean of ``a_i``) are estimated in a second stage, by ordinary least squares of the
+    estimated subject intercepts on the centred run-in rate, the covariates and the groupings
+    as fixed effects (subjects with at least one cramp; an all-zero subject's intercept is
+    minus infinity).
 
     Parameters
     ----------
@@ -672,6 +703,9 @@ def crossover_twin(
         The derived ``crossover`` frame (one row per subject x period).
     control_arm, arms, carryover, period_effects
         As in :attr:`Crossover.default_model_config`.
+    covariates, random_intercepts, covariate_missing
+        As in :attr:`Crossover.default_model_config`: the same subjects are analysed (with
+        ``covariate_missing="drop"``), and the second stage estimates ``beta``.
 
     Returns
     -------
@@ -679,8 +713,9 @@ def crossover_twin(
         One row per active arm: ``arm, log_rr, se, lower, upper`` (Wald 95 %),
         ``rate_ratio``; NaN for an arm absent from the data. ``attrs`` hold ``k`` (= 1 / alpha;
         with few periods per subject the subject fixed effects bias it upwards, the
-        incidental-parameter problem), ``converged``, ``n_subjects`` and, with
-        carry-over, ``carryover`` (arm -> estimate).
+        incidental-parameter problem), ``converged``, ``n_subjects``, ``beta`` and ``beta_se``
+        (second stage, covariate column -> estimate, OLS standard error; empty without
+        covariates) and, with carry-over, ``carryover`` (arm -> estimate).
 
     Notes
     -----
@@ -702,6 +737,9 @@ def crossover_twin(
             "period_effects": period_effects,
             # the twin ignores the run-in rate; never refuse data for a missing one
             "missing_baseline": "mean",
+            "covariates": list(covariates or []),
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     prepared = model.prepare(crossover_frame)
@@ -751,7 +789,29 @@ def crossover_twin(
         converged=bool(best.success and result.converged),
         se_model={a: float(bse_model.get(f"treatment {a}", np.nan)) for a in active},
         n_subjects=n_sub,
+        **_second_stage(prepared, params.to_numpy()[:n_sub]),
     )
     if carryover:
         out.attrs["carryover"] = {a: float(params.get(f"carry-over {a}", np.nan)) for a in active}
     return out
+
+
+def _second_stage(prepared: PreparedData, intercepts: np.ndarray) -> dict[str, dict[str, float]]:
+    """Covariate coefficients from the twin's subject intercepts (OLS, subjects with cramps).
+
+    The subject intercepts estimate ``a_i``, whose mean the Bayesian model writes as
+    ``alpha + b x_i + beta' z_i + s[site_i]``; regressing them on those terms (groupings as
+    fixed effects) estimates ``beta``.
+    """
+    import statsmodels.api as sm
+
+    d = prepared.data
+    names = list(prepared.coords["covariate"])
+    if not names:
+        return {"beta": {}, "beta_se": {}}
+    has_cramps = prepared.subject_data["count"].to_numpy() > 0
+    extra, _ = twin_columns(d.get("X_cov"), d.get("group_idx"), prepared.coords)
+    X = np.column_stack([np.ones(len(intercepts)), d["x_baseline"], *extra])
+    ok = has_cramps & np.isfinite(intercepts)
+    result = sm.OLS(intercepts[ok], X[ok]).fit()
+    return twin_coefficients(names, np.asarray(result.params), np.asarray(result.bse), 2)

@@ -4,7 +4,7 @@ Model, subject ``i``, treatment week ``j`` (rows with ``exposure_days == 0`` dro
 
     y_ij | u_i ~ Poisson(u_i * mu_ij),   u_i ~ Gamma(phi, phi)  (mean 1)
     mu_ij = exposure_ij * exp(alpha + log_rr[arm_i] + b * (x_i - mean x) + g * (week_ij - w0)
-                              + beta' z_i)
+                              + beta' z_i + sum_g s_g[site_i])
 
 Integrating ``u_i`` out exactly gives the negative multinomial likelihood of a subject's weekly
 counts (with ``Y_i = sum_j y_ij`` and ``M_i = sum_j mu_ij``)::
@@ -25,13 +25,17 @@ of parameters instead of one per subject (docs/design.md: 10 s compile + 1.6 s s
 pointwise log-likelihood (:meth:`FrailtyWeekly.pointwise_log_likelihood`); a test checks that
 the two agree.
 
+``z_i`` are optional subject covariates and ``s_g`` optional random intercepts of groupings such
+as the site (config ``random_intercepts``), both as in :mod:`crampstats.models.nb_totals`; they
+are constant within subject and enter through the subject's ``eta_i``.
+
 Priors as in :mod:`crampstats.models.nb_totals` (docs/calibration.md rows cited there), plus
 ``g ~ Normal(0, 0.1)`` per week (a 95 % prior range of +-0.2 log-rate per week, far beyond the
 placebo response of ~ -29 % over 4 weeks) and ``phi ~ LogNormal(log 3, 1)`` (overdispersion
 row: k = 3; a subject total is NB with size ``phi``).
 
 The frequentist twin :func:`gee_twin` fits a GEE with negative binomial family and
-exchangeable working correlation to the same weekly rows.
+exchangeable working correlation to the same weekly rows (random intercepts as fixed effects).
 """
 
 from __future__ import annotations
@@ -43,20 +47,25 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import CountModel, PreparedData, thinned_fit
+from crampstats.engine import PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
-    CovariateDesign,
     ModelDataError,
+    SubjectTerms,
+    SubjectTermsModel,
     arm_coding,
     arm_effect,
     as_float,
     baseline_covariate,
     check_counts,
+    drop_incomplete,
     drop_zero_exposure,
     nb_pmf_table,
     require_columns,
+    subject_group_term,
     subject_keys,
+    twin_coefficients,
+    twin_columns,
 )
 from crampstats.numerics import segment_sum
 
@@ -66,19 +75,20 @@ if TYPE_CHECKING:
 REQUIRED = ("subject_id", "arm", "period", "week", "count", "exposure_days", "log_baseline_rate")
 
 
-class FrailtyWeekly(CountModel):
+class FrailtyWeekly(SubjectTermsModel):
     """Weekly counts, Poisson with gamma subject frailty integrated out (negative multinomial).
 
     Parameters
     ----------
     model_config
         Overrides of :attr:`default_model_config`: ``control_arm``, ``arms``, ``covariates``
-        (subject-level columns present in the weekly frame), ``missing_baseline``, ``period``
-        (``"treatment"``),
+        and ``random_intercepts`` (subject-level columns present in the weekly frame; the
+        workflow joins them from ``periods``), ``covariate_missing``, ``missing_baseline``,
+        ``period`` (``"treatment"``),
         ``trend`` (include the linear week trend, default ``True``) and priors
         ``prior_alpha_mu``, ``prior_alpha_sd``, ``prior_log_rr_sd``, ``prior_b_mu``,
-        ``prior_b_sd``, ``prior_beta_sd``, ``prior_trend_sd``, ``prior_phi_mu`` (of log phi),
-        ``prior_phi_sd``.
+        ``prior_b_sd``, ``prior_beta_sd``, ``prior_sigma_group_sd``, ``prior_trend_sd``,
+        ``prior_phi_mu`` (of log phi), ``prior_phi_sd``.
     sampler_config
         Overrides of the sampler defaults (see :class:`crampstats.engine.BayesModel`).
     """
@@ -94,22 +104,34 @@ class FrailtyWeekly(CountModel):
 
     # ---- data -------------------------------------------------------------------------------
     def select(self, weekly: pd.DataFrame) -> pd.DataFrame:
-        """Rows analysed: the configured period, exposure > 0, sorted by subject and week."""
+        """Rows analysed: the configured period, exposure > 0, sorted by subject and week.
+
+        With ``covariate_missing="drop"`` the rows of subjects missing a covariate or grouping
+        value are left out as well.
+        """
+        return self._rows(weekly)[0]
+
+    def _rows(self, weekly: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """Rows analysed and the number of subjects dropped for missing covariate values."""
         require_columns(weekly, REQUIRED, "weekly data")
         frame = weekly.loc[weekly["period"].astype(str) == str(self.model_config["period"])]
+        frame, n_dropped = drop_incomplete(
+            frame, self.subject_columns(), self.setting("covariate_missing")
+        )
         frame = drop_zero_exposure(frame)
         frame = frame.assign(_subject=subject_keys(frame).to_numpy())
-        return frame.sort_values(["_subject", "week"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(["_subject", "week"], kind="stable").reset_index(drop=True)
+        return frame, n_dropped
 
     def prepare(self, data: pd.DataFrame) -> PreparedData:
         """Turn a ``weekly`` frame into model arrays (rows = subject x week)."""
-        frame = self.select(data)
+        frame, n_dropped = self._rows(data)
         cfg = self.model_config
         arms = arm_coding(frame["arm"], cfg["control_arm"], cfg["arms"])
         subject_codes, subjects = pd.factorize(frame["_subject"], sort=False)
         first = frame.groupby("_subject", sort=False).head(1).reset_index(drop=True)
-        _check_constant_within_subject(frame, ["arm", "log_baseline_rate", *cfg["covariates"]])
-        covs = CovariateDesign.from_frame(first, cfg["covariates"])
+        _check_constant_within_subject(frame, ["arm", "log_baseline_rate", *self.subject_columns()])
+        terms = SubjectTerms.from_frame(first, cfg, n_dropped)
         x_c, x_centre, n_imputed = baseline_covariate(first, cfg["missing_baseline"])
         week = as_float(frame["week"])
         weeks = np.unique(week)
@@ -135,8 +157,7 @@ class FrailtyWeekly(CountModel):
             "sum_y_t": np.asarray(float(np.sum(y * (week - week_centre)))),
             "sum_y_log_exposure": np.asarray(float(np.sum(y * np.log(exposure)))),
         }
-        if covs.columns:
-            arrays["X_cov"] = covs.matrix(first)
+        arrays.update(terms.arrays(first))
         rows = {
             "y": y,
             "log_exposure": np.log(exposure),
@@ -152,17 +173,16 @@ class FrailtyWeekly(CountModel):
             },
             coords={"subject": np.asarray(subjects), "week": weeks},
         )
-        if covs.columns:
-            subject_data["X_cov"] = (("subject", "covariate"), arrays["X_cov"])
-            subject_data = subject_data.assign_coords(covariate=list(covs.columns))
+        subject_data = terms.add_to(subject_data, arrays)
         return PreparedData(
             data=arrays,
-            coords={"arm": list(arms.active), "covariate": list(covs.columns)},
+            coords={"arm": list(arms.active), **terms.coords()},
             constants={
                 "log_baseline_rate_centre": x_centre,
                 "n_baseline_imputed": n_imputed,
                 "week_centre": week_centre,
                 "control_arm": arms.control,
+                **terms.constants(),
             },
             subject_data=subject_data,
             extra=rows,
@@ -197,6 +217,8 @@ class FrailtyWeekly(CountModel):
                 X = pm.Data("X_cov", d["X_cov"])
                 beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="covariate")
                 eta = eta + pt.dot(X, beta)
+            if "group_level" in coords:
+                eta = eta + self.group_intercepts(prepared)
             # mu_ij = e_ij exp(eta_i + g t_j), so M_i = exp(eta_i) * sum_j e_ij exp(g t_j) and
             # sum_j y_ij log mu_ij = sum_j y_ij log e_ij + Y_i eta_i + g sum_j y_ij t_j:
             # the weekly rows enter only through these sufficient statistics.
@@ -232,6 +254,7 @@ class FrailtyWeekly(CountModel):
         eta = post["alpha"] + post["b"] * subject_data["x_baseline"]
         if "X_cov" in subject_data:
             eta = eta + xr.dot(subject_data["X_cov"], post["beta"], dim="covariate")
+        eta = eta + subject_group_term(idata, subject_data)
         return eta.transpose("chain", "draw", "subject")
 
     def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
@@ -314,15 +337,18 @@ def gee_twin(
     trend: bool = True,
     period: str = "treatment",
     missing_baseline: str = "error",
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`FrailtyWeekly`: GEE, NB family, exchangeable correlation.
 
     Same rows and terms (arm, centred run-in log rate, centred week, covariates) with
-    ``offset = log(exposure_days)`` and clusters = subjects. The NB variance parameter is not
-    estimated by GEE; it is set by moments in two steps: a Poisson GEE gives fitted means
-    ``m``, then ``alpha = sum((y - m)^2 - m) / sum(m^2)`` (the weekly marginal variance under a
-    mean-1 gamma frailty is ``m + m^2 / phi``, so ``alpha`` estimates ``1 / phi``), and the NB
-    GEE is refitted with it.
+    ``offset = log(exposure_days)`` and clusters = subjects; each random-intercept grouping
+    (e.g. site) enters as fixed effects, one indicator per level after the first. The NB
+    variance parameter is not estimated by GEE; it is set by moments in two steps: a Poisson
+    GEE gives fitted means ``m``, then ``alpha = sum((y - m)^2 - m) / sum(m^2)`` (the weekly
+    marginal variance under a mean-1 gamma frailty is ``m + m^2 / phi``, so ``alpha``
+    estimates ``1 / phi``), and the NB GEE is refitted with it.
 
     Parameters
     ----------
@@ -330,13 +356,16 @@ def gee_twin(
         Weekly rows, as for :class:`FrailtyWeekly`.
     control_arm, arms, covariates, trend, period, missing_baseline
         As in :attr:`FrailtyWeekly.default_model_config`.
+    random_intercepts, covariate_missing
+        As in :attr:`FrailtyWeekly.default_model_config`.
 
     Returns
     -------
     pandas.DataFrame
         One row per active arm: ``arm, log_rr, se`` (robust sandwich), ``lower, upper``
         (Wald 95 %), ``rate_ratio``. ``attrs`` hold ``phi`` (= 1 / alpha) and the exchangeable
-        correlation ``rho``.
+        correlation ``rho``, ``beta`` and ``beta_se`` (covariate column -> estimate, robust
+        standard error; empty without covariates).
     """
     import statsmodels.api as sm
 
@@ -348,6 +377,8 @@ def gee_twin(
             "trend": trend,
             "period": period,
             "missing_baseline": missing_baseline,
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     prepared = model.prepare(weekly)
@@ -362,9 +393,12 @@ def gee_twin(
     ]
     if trend:
         blocks.append(rows["t"][:, None])
-    if "X_cov" in d:
-        blocks.append(d["X_cov"][idx])
-    X = np.column_stack(blocks)
+    extra, _ = twin_columns(
+        d["X_cov"][idx] if "X_cov" in d else None,
+        d["group_idx"][idx] if "group_idx" in d else None,
+        prepared.coords,
+    )
+    X = np.column_stack(blocks + extra)
 
     def fit(family: Any) -> Any:
         return sm.GEE(
@@ -386,5 +420,11 @@ def gee_twin(
     out["lower"] = out["log_rr"] - 1.959963984540054 * out["se"]
     out["upper"] = out["log_rr"] + 1.959963984540054 * out["se"]
     out["rate_ratio"] = np.exp(out["log_rr"])
-    out.attrs.update(phi=1.0 / nb_alpha, rho=float(result.cov_struct.dep_params))
+    out.attrs.update(
+        phi=1.0 / nb_alpha,
+        rho=float(result.cov_struct.dep_params),
+        **twin_coefficients(
+            prepared.coords["covariate"], params, bse, 2 + len(active) + int(trend)
+        ),
+    )
     return out

@@ -4,7 +4,8 @@ One row per subject ``i`` of trial ``t`` (the ``periods`` frame of several trial
 period, rows with ``exposure_days == 0`` dropped)::
 
     y_i ~ NegBin(mu_i, k_t)                                   (variance mu + mu^2 / k_t)
-    log mu_i = log exposure_i + alpha_t + b_t * (x_i - mean_t x) + beta' z_i + theta_{t,a_i}
+    log mu_i = log exposure_i + alpha_t + b_t * (x_i - mean_t x) + beta' z_i + s[site_i]
+               + theta_{t,a_i}
     theta_{t,control} = 0
     theta_{t,a} = log_rr[a] + tau * (sqrt(rho) * u_t + sqrt(1 - rho) * z_{t,a})
     u_t, z_{t,a} ~ Normal(0, 1)                               (non-centred random effects)
@@ -35,7 +36,9 @@ Modelling choices
   individual participant data meta-analysis models ...") and makes the model the one-stage
   analogue of the per-trial GLMs of the twin.
   Optional covariates ``z`` (config ``covariates``) enter with one shared ``beta``,
-  standardised over all trials.
+  standardised over all trials. Optional random intercepts ``s`` of groupings such as the
+  site (config ``random_intercepts``, non-centred, ``sigma_group ~ HalfNormal(0.5)``) have
+  their levels nested in trials (site ``A`` of two trials is two sites).
 - **Overdispersion** ``k_t`` is per trial (config ``k_per_trial``, default ``True``): trials
   recruit different populations and docs/calibration.md reports ``k`` from 0.2 to 3.9 across
   studies; a shared ``k`` would give a trial with noisier counts too much weight. Each trial
@@ -121,15 +124,20 @@ from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
     CovariateDesign,
     ModelDataError,
+    SubjectTerms,
+    SubjectTermsModel,
     arm_coding,
     as_float,
     baseline_covariate,
     check_counts,
+    drop_incomplete,
     drop_zero_exposure,
+    group_term,
     nb_logpmf,
     nb_pmf_table,
     require_columns,
     subject_keys,
+    twin_columns,
 )
 from crampstats.models.nb_totals import NBTotals, nb_glm_twin
 
@@ -146,7 +154,7 @@ def cell_label(trial: str, arm: str) -> str:
     return f"{trial}/{arm}"
 
 
-class MultiTrial(CountModel):
+class MultiTrial(SubjectTermsModel):
     """Several parallel trials pooled: trial baselines, shared effects with heterogeneity.
 
     Parameters
@@ -156,12 +164,14 @@ class MultiTrial(CountModel):
 
         ``control_arm`` (``"placebo"``, must be in every trial), ``arms`` (all arms in table
         order, or ``None`` for the arms in the data), ``trials`` (trial ids in order, or
-        ``None`` for the sorted ids in the data), ``covariates``, ``missing_baseline``,
+        ``None`` for the sorted ids in the data), ``covariates``, ``random_intercepts``,
+        ``covariate_missing``, ``missing_baseline``,
         ``period`` (as :class:`~crampstats.models.nb_totals.NBTotals`), ``k_per_trial``
         (``True``), ``b_per_trial`` (``True``), ``re_correlation`` (0.5, correlation of the
         random effects of two arms of one trial) and priors ``prior_alpha_mu``,
         ``prior_alpha_sd``, ``prior_log_rr_sd``, ``prior_b_mu``, ``prior_b_sd``,
-        ``prior_beta_sd``, ``prior_k_mu``, ``prior_k_sd``, ``prior_tau_sd`` (module
+        ``prior_beta_sd``, ``prior_sigma_group_sd``, ``prior_k_mu``, ``prior_k_sd``,
+        ``prior_tau_sd`` (module
         docstring gives the reasons for each).
     sampler_config
         Overrides of the sampler defaults (see :class:`crampstats.engine.BayesModel`).
@@ -202,12 +212,23 @@ class MultiTrial(CountModel):
 
     # ---- data -------------------------------------------------------------------------------
     def select(self, periods: pd.DataFrame) -> pd.DataFrame:
-        """Rows analysed: the configured period (if a ``period`` column exists), exposure > 0."""
+        """Rows analysed: the configured period (if a ``period`` column exists), exposure > 0.
+
+        With ``covariate_missing="drop"`` subjects missing a covariate or grouping value are
+        left out as well.
+        """
+        return self._rows(periods)[0]
+
+    def _rows(self, periods: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """Rows analysed and the number of subjects dropped for missing covariate values."""
         require_columns(periods, REQUIRED, "periods data")
         frame = periods
         if "period" in frame.columns and self.model_config["period"] is not None:
             frame = frame.loc[frame["period"].astype(str) == str(self.model_config["period"])]
-        return drop_zero_exposure(frame)
+        frame, n_dropped = drop_incomplete(
+            frame, self.subject_columns(), self.setting("covariate_missing")
+        )
+        return drop_zero_exposure(frame), n_dropped
 
     def prepare(self, data: pd.DataFrame) -> PreparedData:
         """Turn a ``periods`` frame of several trials into model arrays (one row per subject).
@@ -219,7 +240,7 @@ class MultiTrial(CountModel):
             not among those configured, no trial has an active arm, or counts / run-in rates
             are invalid.
         """
-        frame = self.select(data)
+        frame, n_dropped = self._rows(data)
         cfg = self.model_config
         arms = arm_coding(frame["arm"], cfg["control_arm"], cfg["arms"])
         arm_idx = arms.index(frame["arm"])
@@ -259,7 +280,8 @@ class MultiTrial(CountModel):
             n_imputed += imputed
         constants["n_baseline_imputed"] = n_imputed
 
-        covs = CovariateDesign.from_frame(frame, cfg["covariates"])
+        terms = SubjectTerms.from_frame(frame, cfg, n_dropped)
+        constants.update(terms.constants())
         y = check_counts(frame)
         arrays: dict[str, np.ndarray] = {
             "y": y,
@@ -270,8 +292,7 @@ class MultiTrial(CountModel):
             "lgamma_y1": special.gammaln(y + 1.0),
             "n_per_trial": np.bincount(trial_idx, minlength=len(trials)).astype(float),
         }
-        if covs.columns:
-            arrays["X_cov"] = covs.matrix(frame)
+        arrays.update(terms.arrays(frame))
         subject_data = xr.Dataset(
             {
                 "arm": ("subject", frame["arm"].astype(str).to_numpy()),
@@ -282,16 +303,14 @@ class MultiTrial(CountModel):
             },
             coords={"subject": subject_keys(frame).to_numpy()},
         )
-        if covs.columns:
-            subject_data["X_cov"] = (("subject", "covariate"), arrays["X_cov"])
-            subject_data = subject_data.assign_coords(covariate=list(covs.columns))
+        subject_data = terms.add_to(subject_data, arrays)
         return PreparedData(
             data=arrays,
             coords={
                 "trial": list(trials),
                 "arm": list(arms.active),
                 "trial_arm": labels,
-                "covariate": list(covs.columns),
+                **terms.coords(),
             },
             constants=constants,
             subject_data=subject_data,
@@ -362,6 +381,8 @@ class MultiTrial(CountModel):
                 X = pm.Data("X_cov", d["X_cov"])
                 beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="covariate")
                 eta = eta + pt.dot(X, beta)
+            if "group_level" in coords:
+                eta = eta + self.group_intercepts(prepared)
             # NB2 log pmf written out (see nb_totals):
             #   lgamma(y+k) - lgamma(k) - lgamma(y+1) + k log k + y log mu - (k+y) log(k+mu)
             per_row = pt.gammaln(y + k) - lgamma_y1 + y * eta - (k + y) * pt.log(k + pt.exp(eta))
@@ -370,7 +391,12 @@ class MultiTrial(CountModel):
 
     # ---- post-processing --------------------------------------------------------------------
     def _control_eta(
-        self, post: xr.Dataset, trial_pos: np.ndarray, x: np.ndarray, X: np.ndarray | None
+        self,
+        post: xr.Dataset,
+        trial_pos: np.ndarray,
+        x: np.ndarray,
+        X: np.ndarray | None,
+        group_idx: np.ndarray | None = None,
     ) -> np.ndarray:
         """Control-arm log daily rate per draw and subject, ``(chain, draw, subject)``."""
         alpha = post["alpha"].transpose("chain", "draw", "trial").values
@@ -380,11 +406,15 @@ class MultiTrial(CountModel):
         if X is not None and X.shape[1]:
             beta = post["beta"].transpose("chain", "draw", "covariate").values
             eta = eta + beta @ X.T
+        if group_idx is not None:
+            eta = eta + group_term(post, group_idx)
         return eta
 
     def _log_mu(self, post: xr.Dataset, prepared: PreparedData) -> np.ndarray:
         d = prepared.data
-        eta = self._control_eta(post, d["trial_idx"], d["x_baseline"], d.get("X_cov"))
+        eta = self._control_eta(
+            post, d["trial_idx"], d["x_baseline"], d.get("X_cov"), d.get("group_idx")
+        )
         theta = post["log_rr_trial"].transpose("chain", "draw", "trial_arm").values
         effect = np.concatenate([np.zeros((*theta.shape[:2], 1)), theta], axis=-1)
         return d["log_exposure"] + eta + effect[..., d["cell_idx"]]
@@ -397,7 +427,8 @@ class MultiTrial(CountModel):
     def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
         """Log expected cramps per day of each subject under control, in the subject's own trial.
 
-        ``alpha_t + b_t * x_i (+ beta' z_i)`` with ``t`` the subject's trial, per draw.
+        ``alpha_t + b_t * x_i (+ beta' z_i + s[site_i])`` with ``t`` the subject's trial, per
+        draw.
         """
         sd = idata["constant_data"].to_dataset()
         post = idata["posterior"].to_dataset()
@@ -407,7 +438,8 @@ class MultiTrial(CountModel):
         if np.any(trial_pos < 0):
             raise ModelDataError("constant_data names trials that are not in the posterior")
         X = sd["X_cov"].values if "X_cov" in sd else None
-        eta = self._control_eta(post, trial_pos, sd["x_baseline"].values, X)
+        groups = sd["group_idx"].transpose("subject", "group").values if "group_idx" in sd else None
+        eta = self._control_eta(post, trial_pos, sd["x_baseline"].values, X, groups)
         return xr.DataArray(
             eta,
             dims=("chain", "draw", "subject"),
@@ -659,6 +691,8 @@ def trial_nb_glm(
     covariates: list[str] | None = None,
     period: str | None = "treatment",
     missing_baseline: str = "error",
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """One trial's NB2 GLM as :func:`~crampstats.models.nb_totals.nb_glm_twin`, with covariance.
 
@@ -671,7 +705,7 @@ def trial_nb_glm(
     ----------
     periods
         One trial's subjects.
-    control_arm, covariates, period, missing_baseline
+    control_arm, covariates, period, missing_baseline, random_intercepts, covariate_missing
         As for ``nb_glm_twin``.
 
     Returns
@@ -691,6 +725,8 @@ def trial_nb_glm(
             "covariates": list(covariates or []),
             "period": period,
             "missing_baseline": missing_baseline,
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     prepared = model.prepare(periods)
@@ -698,8 +734,7 @@ def trial_nb_glm(
     active = list(prepared.coords["arm"])
     arm_cols = (data["arm_idx"][:, None] == np.arange(1, len(active) + 1)).astype(float)
     blocks = [np.ones((len(data["y"]), 1)), arm_cols, data["x_baseline"][:, None]]
-    if "X_cov" in data:
-        blocks.append(data["X_cov"])
+    blocks += twin_columns(data.get("X_cov"), data.get("group_idx"), prepared.coords)[0]
     result = sm.NegativeBinomial(
         data["y"], np.column_stack(blocks), offset=data["log_exposure"], loglike_method="nb2"
     ).fit(disp=0, maxiter=200)
@@ -751,13 +786,15 @@ def multi_trial_twin(
     period: str | None = "treatment",
     missing_baseline: str = "error",
     method: Literal["random", "fixed", "network_fixed"] = "random",
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`MultiTrial`: per-trial NB2 GLMs, then inverse-variance pooling.
 
     Stage 1 fits :func:`crampstats.models.nb_totals.nb_glm_twin` to each trial (its own
-    intercept, run-in coefficient on the within-trial centred log run-in rate, dispersion and
-    covariate effects). Stage 2 pools each active arm's log rate ratio over the trials that
-    have it:
+    intercept, run-in coefficient on the within-trial centred log run-in rate, dispersion,
+    covariate effects and, for random-intercept groupings, fixed effects of the trial's
+    levels). Stage 2 pools each active arm's log rate ratio over the trials that have it:
 
     - ``"random"``: DerSimonian-Laird random effects, one ``tau`` per arm;
     - ``"fixed"``: inverse-variance fixed effect, arm by arm;
@@ -775,6 +812,8 @@ def multi_trial_twin(
         As in :attr:`MultiTrial.default_model_config`.
     method
         ``"random"``, ``"fixed"`` or ``"network_fixed"`` (above).
+    random_intercepts, covariate_missing
+        As in :attr:`MultiTrial.default_model_config`.
 
     Returns
     -------
@@ -783,7 +822,11 @@ def multi_trial_twin(
         (Wald 95 %), ``rate_ratio``, ``tau`` (DL between-trial SD of this arm's log rate ratio,
         whatever the method; NaN when one trial has the arm), ``q`` (Cochran's Q),
         ``k_trials``. ``attrs`` hold ``method``, ``per_trial`` (records ``trial, arm, log_rr,
-        se``), ``converged`` and ``k`` (per trial).
+        se``), ``converged``, ``k`` (per trial), and ``beta`` and ``beta_se``: the model's
+        shared covariate coefficients, as the inverse-variance (fixed-effect) pool of the
+        trials' coefficients put on the model's scale (numeric covariates per SD over all
+        trials; a category's coefficient from the trials whose reference level is the
+        model's).
 
     Raises
     ------
@@ -800,6 +843,8 @@ def multi_trial_twin(
             "covariates": list(covariates or []),
             "period": period,
             "missing_baseline": missing_baseline,
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     frame = model.select(periods)
@@ -808,13 +853,19 @@ def multi_trial_twin(
     _check_trials(frame, trial_order, trial_idx, coding.control)
     glm = {"control_arm": coding.control, "covariates": covariates, "period": period}
     glm["missing_baseline"] = missing_baseline
-    per_trial, converged, k, network = [], {}, {}, []
+    if random_intercepts or covariate_missing != "error":
+        glm.update(random_intercepts=random_intercepts, covariate_missing=covariate_missing)
+    pooled_design = CovariateDesign.from_frame(frame, covariates or [], covariate_missing)
+    per_trial, converged, k, network, betas = [], {}, {}, [], []
     for t, trial in enumerate(trial_order):
         sub = frame.iloc[np.flatnonzero(trial_idx == t)]
         if sub.empty or set(sub["arm"].astype(str)) == {coding.control}:
             continue
         fit = nb_glm_twin(sub, **glm)
         converged[trial], k[trial] = fit.attrs["converged"], fit.attrs["k"]
+        if covariates:
+            own = CovariateDesign.from_frame(sub, covariates, covariate_missing)
+            betas.append(_on_pooled_scale(fit.attrs, own, pooled_design))
         per_trial.extend(
             {"trial": trial, "arm": r.arm, "log_rr": r.log_rr, "se": r.se} for r in fit.itertuples()
         )
@@ -854,5 +905,49 @@ def multi_trial_twin(
         per_trial=table.to_dict("records"),
         converged=converged,
         k=k,
+        **_pool_coefficients(betas, pooled_design.columns),
     )
     return out
+
+
+def _on_pooled_scale(
+    attrs: dict[str, Any], own: CovariateDesign, pooled: CovariateDesign
+) -> dict[str, tuple[float, float]]:
+    """One trial's covariate coefficients (estimate, SE) expressed on the pooled design's scale.
+
+    A numeric covariate's coefficient is per SD of the trial; times ``SD_pooled / SD_trial`` it
+    is per SD over all trials (centring moves only the intercept). A category's coefficient
+    compares it with the trial's reference level, so it is kept only when that is the pooled
+    design's reference too.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    for column, estimate in attrs.get("beta", {}).items():
+        se = attrs["beta_se"][column]
+        name = column.split("[", 1)[0] if column not in own.spec else column
+        rule, pooled_rule = own.spec.get(name), pooled.spec.get(name)
+        if rule is None or pooled_rule is None or column not in pooled.columns:
+            continue
+        if rule[0] == "numeric" and column == name:
+            factor = pooled_rule[2] / rule[2]
+            out[column] = (estimate * factor, se * factor)
+        elif rule[0] == "numeric" or rule[1][0] == pooled_rule[1][0]:
+            out[column] = (estimate, se)
+    return out
+
+
+def _pool_coefficients(
+    per_trial: list[dict[str, tuple[float, float]]], columns: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """Inverse-variance (fixed-effect) pool of each covariate column over the trials with it."""
+    beta: dict[str, float] = {}
+    beta_se: dict[str, float] = {}
+    for column in columns:
+        pairs = [t[column] for t in per_trial if column in t and np.isfinite(t[column][1])]
+        if not pairs:
+            beta[column], beta_se[column] = float("nan"), float("nan")
+            continue
+        estimates, se = np.array(pairs).T
+        w = 1.0 / se**2
+        beta[column] = float(np.sum(w * estimates) / np.sum(w))
+        beta_se[column] = float(np.sqrt(1.0 / np.sum(w)))
+    return {"beta": beta, "beta_se": beta_se}

@@ -5,7 +5,7 @@ period, ``exposure_days > 0``)::
 
     y_ij ~ NegBin(mu_ij, k)                      (NB2: variance mu + mu^2 / k)
     log mu_ij = log exposure_ij + a_i + g * (week_ij - w0)
-    a_i ~ Normal(alpha + log_rr[arm_i] + b * (x_i - mean x) + beta' z_i, sigma)
+    a_i ~ Normal(alpha + log_rr[arm_i] + b * (x_i - mean x) + beta' z_i + s[site_i], sigma)
 
 i.e. ``log mu_ij = log e_ij + alpha + log_rr[arm_i] + b x_i + g t_j + beta' z_i + u_i`` with
 ``u_i = a_i - E[a_i] ~ Normal(0, sigma)``. Against :mod:`crampstats.models.frailty_weekly`
@@ -36,7 +36,9 @@ the posterior with the data's subject keys.
 
 Priors (docs/calibration.md rows; shared terms as in :mod:`crampstats.models.nb_totals`)
 -----------------------------------------------------------------------------------
-- ``alpha``, ``log_rr``, ``b``, ``beta``, ``trend``: as ``frailty_weekly``.
+- ``alpha``, ``log_rr``, ``b``, ``beta``, ``trend``: as ``frailty_weekly``; optional random
+  intercepts ``s_g`` of groupings such as the site (config ``random_intercepts``, non-centred,
+  ``sigma_group ~ HalfNormal(0.5)``) enter the mean of ``a_i`` as in ``nb_totals``.
 - ``sigma ~ HalfNormal(1)``: SD of the log subject rate after the run-in adjustment. The
   "overdispersion" row (k = 3, 2.5-3.9 reported) corresponds, for a gamma frailty of shape k,
   to a log-scale SD of ``sqrt(trigamma(k))`` = 0.63 (0.54-0.70); HalfNormal(1) has median
@@ -70,9 +72,10 @@ each subject's posterior ``u_i``), :meth:`NBGLMM.subject_log_rate` (population-a
 control rate, includes ``E[exp(u)] = exp(sigma^2 / 2)``).
 
 The frequentist twin :func:`nb_glmm_twin` fits an NB2 GLM to the same weekly rows with
-subject-clustered (sandwich) standard errors. Under a log link a random intercept independent
-of the covariates changes only the intercept of the marginal mean (by ``sigma^2 / 2``), so
-its rate ratios estimate the same ``log_rr``.
+subject-clustered (sandwich) standard errors (random intercepts of groupings as fixed
+effects). Under a log link a random intercept independent of the covariates changes only the
+intercept of the marginal mean (by ``sigma^2 / 2``), so its rate ratios estimate the same
+``log_rr``.
 """
 
 from __future__ import annotations
@@ -84,8 +87,13 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import CountModel, PreparedData, thin_draws
-from crampstats.models._common import COMMON_MODEL_CONFIG
+from crampstats.engine import PreparedData, thin_draws
+from crampstats.models._common import (
+    COMMON_MODEL_CONFIG,
+    SubjectTermsModel,
+    twin_coefficients,
+    twin_columns,
+)
 from crampstats.models.frailty_weekly import FrailtyWeekly, rows_log_mu
 from crampstats.numerics import nb_logpmf, segment_starts, segment_sum
 
@@ -102,22 +110,26 @@ _SHARED_KEYS = (
     "missing_baseline",
     "period",
     "trend",
+    "random_intercepts",
+    "covariate_missing",
 )
 
 #: Upper bound on the number of floats of one (draws x rows x nodes) block in the quadrature.
 _BLOCK_FLOATS = 2_000_000
 
 
-class NBGLMM(CountModel):
+class NBGLMM(SubjectTermsModel):
     """Weekly NB2 counts with centred log-normal subject effects (sensitivity analysis).
 
     Parameters
     ----------
     model_config
         Overrides of :attr:`default_model_config`: ``control_arm``, ``arms``, ``covariates``,
-        ``missing_baseline``, ``period``, ``trend`` (as :class:`FrailtyWeekly`), priors
+        ``random_intercepts``, ``covariate_missing``, ``missing_baseline``, ``period``,
+        ``trend`` (as :class:`FrailtyWeekly`), priors
         ``prior_alpha_mu``, ``prior_alpha_sd``, ``prior_log_rr_sd``, ``prior_b_mu``,
-        ``prior_b_sd``, ``prior_beta_sd``, ``prior_trend_sd``, ``prior_k_mu`` (of log k),
+        ``prior_b_sd``, ``prior_beta_sd``, ``prior_sigma_group_sd``, ``prior_trend_sd``,
+        ``prior_k_mu`` (of log k),
         ``prior_k_sd``, ``prior_sigma_sd`` (HalfNormal scale), and ``quadrature_nodes``
         (Gauss-Hermite nodes of the marginal log-likelihood, 25).
     sampler_config
@@ -152,7 +164,8 @@ class NBGLMM(CountModel):
     # ---- data -------------------------------------------------------------------------------
     def frailty(self) -> FrailtyWeekly:
         """Return the :class:`FrailtyWeekly` whose row selection, coding and centring are reused."""
-        return FrailtyWeekly({key: self.model_config[key] for key in _SHARED_KEYS})
+        cfg = self.model_config
+        return FrailtyWeekly({key: cfg[key] for key in _SHARED_KEYS if key in cfg})
 
     def prepare(self, data: pd.DataFrame) -> PreparedData:
         """Turn a ``weekly`` frame into model arrays: the weekly rows and per-subject design.
@@ -181,8 +194,9 @@ class NBGLMM(CountModel):
             # no container for it in the model: nutpie's with_data accepts only the shared
             # variables the compiled density uses (an unused one raises KeyError)
             arrays.pop("t")
-        if "X_cov" in d:
-            arrays["X_cov"] = d["X_cov"]
+        for name in ("X_cov", "group_idx"):
+            if name in d:
+                arrays[name] = d[name]
         return PreparedData(
             data=arrays,
             coords=base.coords,
@@ -220,6 +234,8 @@ class NBGLMM(CountModel):
                 X = pm.Data("X_cov", d["X_cov"])
                 beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="covariate")
                 mean_a = mean_a + pt.dot(X, beta)
+            if "group_level" in coords:
+                mean_a = mean_a + self.group_intercepts(prepared)
             sigma = pm.HalfNormal("sigma", cfg["prior_sigma_sd"])
             # centred: the subject log rate itself, population mean in its prior
             a = pm.Normal("a", mean_a, sigma, dims="subject")
@@ -521,11 +537,14 @@ def nb_glmm_twin(
     trend: bool = True,
     period: str = "treatment",
     missing_baseline: str = "error",
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`NBGLMM`: NB2 GLM on weekly rows, subject-clustered SEs.
 
     Same rows and terms as the Bayesian model (arm, centred run-in log rate, centred week,
-    covariates; ``offset = log(exposure_days)``), fitted by maximum likelihood with
+    covariates, groupings as fixed effects; ``offset = log(exposure_days)``), fitted by maximum
+    likelihood with
     statsmodels' discrete ``NegativeBinomial`` (NB2, dispersion estimated). The subject
     effect is not modelled; the within-subject correlation it implies is handled by
     cluster-robust (sandwich) standard errors with subjects as clusters. Under the log link
@@ -538,6 +557,8 @@ def nb_glmm_twin(
         Weekly rows, as for :class:`NBGLMM`.
     control_arm, arms, covariates, trend, period, missing_baseline
         As in :attr:`NBGLMM.default_model_config`.
+    random_intercepts, covariate_missing
+        As in :attr:`NBGLMM.default_model_config`.
 
     Returns
     -------
@@ -545,7 +566,8 @@ def nb_glmm_twin(
         One row per active arm: ``arm, log_rr, se`` (cluster-robust), ``lower, upper``
         (Wald 95 %), ``rate_ratio``. ``attrs`` hold ``k`` (= 1 / statsmodels' alpha; the
         *marginal* weekly overdispersion, which mixes ``k`` and ``sigma`` of the model),
-        ``converged`` and ``n_clusters``.
+        ``converged``, ``n_clusters``, ``beta`` and ``beta_se`` (covariate column ->
+        estimate, cluster-robust standard error; empty without covariates).
     """
     import statsmodels.api as sm
 
@@ -557,6 +579,8 @@ def nb_glmm_twin(
             "trend": trend,
             "period": period,
             "missing_baseline": missing_baseline,
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     prepared = model.prepare(weekly)
@@ -571,9 +595,12 @@ def nb_glmm_twin(
     ]
     if trend:
         blocks.append(d["t"][:, None])
-    if "X_cov" in d:
-        blocks.append(d["X_cov"][idx])
-    X = np.column_stack(blocks)
+    extra, _ = twin_columns(
+        d["X_cov"][idx] if "X_cov" in d else None,
+        d["group_idx"][idx] if "group_idx" in d else None,
+        prepared.coords,
+    )
+    X = np.column_stack(blocks + extra)
     result = sm.NegativeBinomial(d["y"], X, offset=d["log_exposure"], loglike_method="nb2").fit(
         disp=0, maxiter=200, cov_type="cluster", cov_kwds={"groups": idx}
     )
@@ -587,5 +614,8 @@ def nb_glmm_twin(
         k=float(1.0 / params[-1]),
         converged=bool(result.mle_retvals["converged"]),
         n_clusters=int(prepared.n_subjects),
+        **twin_coefficients(
+            prepared.coords["covariate"], params, bse, 2 + len(active) + int(trend)
+        ),
     )
     return out

@@ -2,12 +2,15 @@
 
 One row per subject. The cramp count over the treatment period is negative binomial with
 
-    mean_i = exposure_days_i * exp(alpha + log_rr[arm_i] + b * (x_i - mean(x)) + beta' z_i)
+    mean_i = exposure_days_i * exp(alpha + log_rr[arm_i] + b * (x_i - mean(x)) + beta' z_i
+                                   + sum_g s_g[site_i])
 
 where ``alpha`` is the control arm's log daily rate (at the trial's mean run-in rate),
 ``log_rr`` the log rate ratio of every other arm against control (0 for control),
-``x_i = log_baseline_rate`` the run-in log rate, and ``z_i`` optional covariates (numeric
-ones standardised, categorical ones as indicators). Variance is ``mean + mean^2 / k``.
+``x_i = log_baseline_rate`` the run-in log rate, ``z_i`` optional covariates (numeric
+ones standardised, categorical ones as indicators) and ``s_g`` optional random intercepts of
+groupings such as the site (config ``random_intercepts``; ``s_g[l] = sigma_group[g] *
+group_raw[l]``, non-centred, ``group_raw ~ Normal(0, 1)``). Variance is ``mean + mean^2 / k``.
 
 Priors (weakly informative; docs/calibration.md rows cited)
 ------------------------------------------------------
@@ -19,6 +22,9 @@ Priors (weakly informative; docs/calibration.md rows cited)
   With 40 subjects an arm the prior moves the estimate by about 2 % of its value.
 - ``b ~ Normal(0, 1)``: run-in rate association, from none (0) to proportional (1) and beyond.
 - ``beta ~ Normal(0, 1)`` per SD of a numeric covariate or per level of a categorical one.
+- ``sigma_group ~ HalfNormal(0.5)`` per grouping (only with ``random_intercepts``): median
+  0.34, 95 % below 0.98 on the log rate; docs/models.md, "Subject covariates and random
+  intercepts".
 - ``k ~ LogNormal(log 3, 1)``: "overdispersion" row, k = 3 (2.5-3.9 reported, 0.2-3.9 seen);
   95 % prior mass on 0.4-21.
 
@@ -27,7 +33,8 @@ than ``pm.NegativeBinomial`` and identical in value (tested); the pointwise log-
 LOO is computed after sampling by :meth:`NBTotals.pointwise_log_likelihood`.
 
 The frequentist twin :func:`nb_glm_twin` fits the same terms by maximum likelihood
-(statsmodels ``NegativeBinomial``, NB2, offset log exposure).
+(statsmodels ``NegativeBinomial``, NB2, offset log exposure), the random intercepts as fixed
+effects of each level.
 """
 
 from __future__ import annotations
@@ -39,20 +46,25 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import CountModel, PreparedData, thinned_fit
+from crampstats.engine import PreparedData, thinned_fit
 from crampstats.models._common import (
     COMMON_MODEL_CONFIG,
-    CovariateDesign,
+    SubjectTerms,
+    SubjectTermsModel,
     arm_coding,
     arm_effect,
     as_float,
     baseline_covariate,
     check_counts,
+    drop_incomplete,
     drop_zero_exposure,
     nb_logpmf,
     nb_pmf_table,
     require_columns,
+    subject_group_term,
     subject_keys,
+    twin_coefficients,
+    twin_columns,
 )
 
 if TYPE_CHECKING:
@@ -61,7 +73,7 @@ if TYPE_CHECKING:
 REQUIRED = ("subject_id", "arm", "count", "exposure_days", "log_baseline_rate")
 
 
-class NBTotals(CountModel):
+class NBTotals(SubjectTermsModel):
     """Negative binomial model of treatment-period totals (primary, parallel designs).
 
     Parameters
@@ -71,13 +83,16 @@ class NBTotals(CountModel):
 
         ``control_arm`` (``"placebo"``), ``arms`` (all arms in table order, or ``None`` for
         the arms in the data; set it for power runs so that a replicate missing an arm keeps
-        the structure), ``covariates`` (extra subject columns, default none),
+        the structure), ``covariates`` (subject columns adjusted for, default none),
+        ``random_intercepts`` (grouping columns such as ``site`` with a random intercept,
+        default none), ``covariate_missing`` (``"error"``, ``"drop"`` or ``"indicator"``, see
+        :data:`crampstats.models._common.COVARIATE_MISSING`),
         ``missing_baseline`` (``"error"`` or ``"mean"``, see
         :func:`crampstats.models._common.baseline_covariate`),
         ``period`` (rows of ``periods`` to analyse, ``"treatment"``) and the prior
         parameters ``prior_alpha_mu``, ``prior_alpha_sd``, ``prior_log_rr_sd``,
-        ``prior_b_mu``, ``prior_b_sd``, ``prior_beta_sd``, ``prior_k_mu`` (of log k),
-        ``prior_k_sd``.
+        ``prior_b_mu``, ``prior_b_sd``, ``prior_beta_sd``, ``prior_sigma_group_sd``,
+        ``prior_k_mu`` (of log k), ``prior_k_sd``.
     sampler_config
         Overrides of the sampler defaults (see :class:`crampstats.engine.BayesModel`).
 
@@ -96,19 +111,30 @@ class NBTotals(CountModel):
 
     # ---- data -------------------------------------------------------------------------------
     def select(self, periods: pd.DataFrame) -> pd.DataFrame:
-        """Rows analysed: the configured period (if a ``period`` column exists), exposure > 0."""
+        """Rows analysed: the configured period (if a ``period`` column exists), exposure > 0.
+
+        With ``covariate_missing="drop"`` subjects missing a covariate or grouping value are
+        left out as well.
+        """
+        return self._rows(periods)[0]
+
+    def _rows(self, periods: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """Rows analysed and the number of subjects dropped for missing covariate values."""
         require_columns(periods, REQUIRED, "periods data")
         frame = periods
         if "period" in frame.columns and self.model_config["period"] is not None:
             frame = frame.loc[frame["period"].astype(str) == str(self.model_config["period"])]
-        return drop_zero_exposure(frame)
+        frame, n_dropped = drop_incomplete(
+            frame, self.subject_columns(), self.setting("covariate_missing")
+        )
+        return drop_zero_exposure(frame), n_dropped
 
     def prepare(self, data: pd.DataFrame) -> PreparedData:
         """Turn a ``periods`` frame into model arrays (one row per subject)."""
-        frame = self.select(data)
+        frame, n_dropped = self._rows(data)
         cfg = self.model_config
         arms = arm_coding(frame["arm"], cfg["control_arm"], cfg["arms"])
-        covs = CovariateDesign.from_frame(frame, cfg["covariates"])
+        terms = SubjectTerms.from_frame(frame, cfg, n_dropped)
         x_c, x_centre, n_imputed = baseline_covariate(frame, cfg["missing_baseline"])
         arrays = {
             "y": check_counts(frame),
@@ -117,8 +143,7 @@ class NBTotals(CountModel):
             "x_baseline": x_c,
         }
         arrays["lgamma_y1"] = special.gammaln(arrays["y"] + 1.0)
-        if covs.columns:
-            arrays["X_cov"] = covs.matrix(frame)
+        arrays.update(terms.arrays(frame))
         subject = subject_keys(frame).to_numpy()
         subject_data = xr.Dataset(
             {
@@ -129,16 +154,15 @@ class NBTotals(CountModel):
             },
             coords={"subject": subject},
         )
-        if covs.columns:
-            subject_data["X_cov"] = (("subject", "covariate"), arrays["X_cov"])
-            subject_data = subject_data.assign_coords(covariate=list(covs.columns))
+        subject_data = terms.add_to(subject_data, arrays)
         return PreparedData(
             data=arrays,
-            coords={"arm": list(arms.active), "covariate": list(covs.columns)},
+            coords={"arm": list(arms.active), **terms.coords()},
             constants={
                 "log_baseline_rate_centre": x_centre,
                 "n_baseline_imputed": n_imputed,
                 "control_arm": arms.control,
+                **terms.constants(),
             },
             subject_data=subject_data,
         )
@@ -168,6 +192,8 @@ class NBTotals(CountModel):
                 X = pm.Data("X_cov", prepared.data["X_cov"])
                 beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="covariate")
                 eta = eta + pt.dot(X, beta)
+            if "group_level" in coords:
+                eta = eta + self.group_intercepts(prepared)
             # NB2 log-likelihood, written out so that each row costs one gammaln (PyMC's
             # NegativeBinomial costs three, and sampling 2.6x more CPU); the terms that
             # depend on k only are added once, not once per row:
@@ -185,6 +211,7 @@ class NBTotals(CountModel):
         eta = post["alpha"] + post["b"] * subject_data["x_baseline"]
         if "X_cov" in subject_data:
             eta = eta + xr.dot(subject_data["X_cov"], post["beta"], dim="covariate")
+        eta = eta + subject_group_term(idata, subject_data)
         return eta.transpose("chain", "draw", "subject")
 
     def subject_log_rate(self, idata: xr.DataTree) -> xr.DataArray:
@@ -220,11 +247,14 @@ def nb_glm_twin(
     covariates: list[str] | None = None,
     period: str | None = "treatment",
     missing_baseline: str = "error",
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`NBTotals`: NB2 maximum likelihood with statsmodels.
 
     Same rows, arm coding, centred run-in covariate and covariate design as the Bayesian model;
-    ``offset = log(exposure_days)``; NB dispersion estimated jointly.
+    ``offset = log(exposure_days)``; NB dispersion estimated jointly. Each random-intercept
+    grouping (e.g. site) enters as fixed effects, one indicator per level after the first.
 
     Parameters
     ----------
@@ -232,12 +262,15 @@ def nb_glm_twin(
         One row per subject, as for :class:`NBTotals`.
     control_arm, arms, covariates, period, missing_baseline
         As in :attr:`NBTotals.default_model_config`.
+    random_intercepts, covariate_missing
+        As in :attr:`NBTotals.default_model_config`.
 
     Returns
     -------
     pandas.DataFrame
         One row per active arm: ``arm, log_rr, se, lower, upper`` (Wald 95 %), ``rate_ratio``.
-        ``attrs`` hold ``k`` (= 1 / statsmodels' alpha), ``b``, ``converged``.
+        ``attrs`` hold ``k`` (= 1 / statsmodels' alpha), ``b``, ``converged``, ``beta`` and
+        ``beta_se`` (covariate column -> estimate, standard error; empty without covariates).
     """
     import statsmodels.api as sm
 
@@ -248,6 +281,8 @@ def nb_glm_twin(
             "covariates": list(covariates or []),
             "period": period,
             "missing_baseline": missing_baseline,
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     prepared = model.prepare(periods)
@@ -255,9 +290,8 @@ def nb_glm_twin(
     active = prepared.coords["arm"]
     arm_cols = (data["arm_idx"][:, None] == np.arange(1, len(active) + 1)).astype(float)
     blocks = [np.ones((len(data["y"]), 1)), arm_cols, data["x_baseline"][:, None]]
-    if "X_cov" in data:
-        blocks.append(data["X_cov"])
-    X = np.column_stack(blocks)
+    extra, _ = twin_columns(data.get("X_cov"), data.get("group_idx"), prepared.coords)
+    X = np.column_stack(blocks + extra)
     result = sm.NegativeBinomial(
         data["y"], X, offset=data["log_exposure"], loglike_method="nb2"
     ).fit(disp=0, maxiter=200)
@@ -277,5 +311,6 @@ def nb_glm_twin(
         k=float(1.0 / params[-1]),
         b=float(params[1 + len(active)]),
         converged=bool(result.mle_retvals["converged"]),
+        **twin_coefficients(prepared.coords["covariate"], params, bse, 2 + len(active)),
     )
     return out

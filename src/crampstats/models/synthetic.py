@@ -11,7 +11,9 @@ Process (gamma frailty, docs/calibration.md defaults: 0.9 cramps/day, k = 3, 2-w
     weekly count_iw ~ Poisson(exposure_iw * rate_i * u_i * RR[arm_i] * exp(trend * t_w))
 
 so a subject's weekly counts are negative multinomial and the treatment total is NB with size
-``k``. ``baseline="independent"`` draws the run-in log rate ``x_i`` first and sets
+``k``. ``extra_log_rate`` adds a known per-subject term to ``log rate_i`` (covariate or site
+effects drawn by the caller), so that tests of covariates and random intercepts have a truth.
+``baseline="independent"`` draws the run-in log rate ``x_i`` first and sets
 ``log rate_i = log(rate) + b * (x_i - log(rate))`` (the covariate enters exactly as the models
 assume); ``baseline="runin"`` derives ``x_i`` from a simulated run-in count of the same frailty
 (realistic, but then the frailty left after adjustment is not exactly gamma(k)).
@@ -42,6 +44,7 @@ def simulate_parallel_trial(
     missing_day_prob: float = 0.0,
     dropout: float = 0.0,
     trial_id: str = "sim",
+    extra_log_rate: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Simulate a parallel trial's ``periods`` and ``weekly`` frames.
 
@@ -74,6 +77,10 @@ def simulate_parallel_trial(
         rows with ``exposure_days == 0`` (the models must drop them).
     trial_id
         Value of ``trial_id``.
+    extra_log_rate
+        Added to every subject's log rate (length ``n_per_arm * len(rate_ratios)``, subjects
+        arm by arm in the order of ``rate_ratios``); ``None`` adds nothing and draws nothing,
+        so the other outputs are those of the same call without it.
 
     Returns
     -------
@@ -100,6 +107,11 @@ def simulate_parallel_trial(
         subject_rate = np.full(n, rate)
     else:
         raise ValueError(f"unknown baseline {baseline!r}")
+    if extra_log_rate is not None:
+        extra = np.asarray(extra_log_rate, dtype=float)
+        if extra.shape != (n,):
+            raise ValueError(f"extra_log_rate must have {n} values, got shape {extra.shape}")
+        subject_rate = subject_rate * np.exp(extra)
 
     week = np.arange(1, weeks + 1)
     t = week - (weeks + 1) / 2

@@ -64,7 +64,8 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from crampstats.engine import CountModel, PreparedData, thin_draws
+from crampstats.engine import PreparedData, thin_draws
+from crampstats.models._common import SubjectTermsModel, twin_coefficients, twin_columns
 from crampstats.models.frailty_weekly import FrailtyWeekly, rows_log_mu
 from crampstats.numerics import log1mexp, segment_sum
 
@@ -77,7 +78,7 @@ __all__ = ["ZINB", "Hurdle", "hurdle_twin", "zinb_twin"]
 _Z95 = 1.959963984540054
 
 
-class _ZeroComponentModel(CountModel):
+class _ZeroComponentModel(SubjectTermsModel):
     """Negative multinomial subject likelihood plus a subject-level zero component (base)."""
 
     #: Name of the zero probability in the posterior (``pi`` or ``pi0``); its logit is
@@ -87,8 +88,8 @@ class _ZeroComponentModel(CountModel):
     # ---- data -------------------------------------------------------------------------------
     def frailty(self) -> FrailtyWeekly:
         """Return the :class:`FrailtyWeekly` whose data preparation and count model are reused."""
-        keys = FrailtyWeekly.default_model_config
-        return FrailtyWeekly({key: self.model_config[key] for key in keys})
+        cfg, keys = self.model_config, FrailtyWeekly.default_model_config
+        return FrailtyWeekly({key: cfg[key] for key in keys if key in cfg})
 
     def prepare(self, data: pd.DataFrame) -> PreparedData:
         """Turn a ``weekly`` frame into model arrays (:meth:`FrailtyWeekly.prepare`).
@@ -157,6 +158,8 @@ class _ZeroComponentModel(CountModel):
                 X = pm.Data("X_cov", d["X_cov"])
                 beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="covariate")
                 eta = eta + pt.dot(X, beta)
+            if "group_level" in coords:
+                eta = eta + self.group_intercepts(prepared)
             # sufficient statistics as in frailty_weekly: M_i and the trend score
             if cfg["trend"]:
                 week_t = pm.Data("week_t", d["week_t"])
@@ -289,8 +292,9 @@ class ZINB(_ZeroComponentModel):
     ----------
     model_config
         Overrides of :attr:`default_model_config`: those of :class:`FrailtyWeekly`
-        (``control_arm``, ``arms``, ``covariates``, ``missing_baseline``, ``period``,
-        ``trend`` and its priors), ``zero_by_arm`` (``False``: one ``pi`` for all arms) and
+        (``control_arm``, ``arms``, ``covariates``, ``random_intercepts``,
+        ``covariate_missing``, ``missing_baseline``, ``period``, ``trend`` and its priors),
+        ``zero_by_arm`` (``False``: one ``pi`` for all arms) and
         ``prior_logit_pi_mu``, ``prior_logit_pi_sd`` (Normal prior of ``logit(pi)``).
     sampler_config
         Overrides of the sampler defaults (see :class:`crampstats.engine.BayesModel`).
@@ -428,8 +432,13 @@ def _totals_design(
     covariates: list[str] | None,
     period: str,
     missing_baseline: str,
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> tuple[PreparedData, np.ndarray, np.ndarray, np.ndarray]:
-    """Return prepared data, totals, design (1, arms, x, covariates), log total exposure."""
+    """Return prepared data, totals, design (1, arms, x, covariates, groupings), log exposure.
+
+    Groupings (random intercepts of the Bayesian model) enter as fixed effects.
+    """
     model = model_cls(
         {
             "control_arm": control_arm,
@@ -438,6 +447,8 @@ def _totals_design(
             "trend": False,
             "period": period,
             "missing_baseline": missing_baseline,
+            "random_intercepts": list(random_intercepts or []),
+            "covariate_missing": covariate_missing,
         }
     )
     prepared = model.prepare(weekly)
@@ -448,8 +459,7 @@ def _totals_design(
         (d["arm_idx"][:, None] == np.arange(1, n_active + 1)).astype(float),
         d["x_baseline"][:, None],
     ]
-    if "X_cov" in d:
-        blocks.append(d["X_cov"])
+    blocks += twin_columns(d.get("X_cov"), d.get("group_idx"), prepared.coords)[0]
     log_exposure = np.log(d["exposure_week"].sum(axis=1))
     return prepared, d["y_subject"].astype(float), np.column_stack(blocks), log_exposure
 
@@ -471,6 +481,8 @@ def zinb_twin(
     period: str = "treatment",
     missing_baseline: str = "error",
     zero_by_arm: bool = False,
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`ZINB`: zero-inflated NB2 on subject totals (statsmodels).
 
@@ -487,20 +499,23 @@ def zinb_twin(
         Weekly rows, as for :class:`ZINB`.
     control_arm, arms, covariates, period, missing_baseline, zero_by_arm
         As in :attr:`ZINB.default_model_config`.
+    random_intercepts, covariate_missing
+        As in :attr:`ZINB.default_model_config` (groupings enter as fixed effects).
 
     Returns
     -------
     pandas.DataFrame
         One row per active arm: ``arm, log_rr, se, lower, upper`` (Wald 95 %),
         ``rate_ratio`` (count component). ``attrs`` hold ``phi`` (= 1 / statsmodels'
-        alpha), ``pi`` (inflation probability; a list by arm with ``zero_by_arm``), ``b``
-        and ``converged``.
+        alpha), ``pi`` (inflation probability; a list by arm with ``zero_by_arm``), ``b``,
+        ``converged``, ``beta`` and ``beta_se`` (covariate coefficients of the count part).
     """
     import statsmodels.api as sm
 
     prepared, y, X, offset = _totals_design(
-        weekly, ZINB, control_arm, arms, covariates, period, missing_baseline
-    )
+        weekly, ZINB, control_arm, arms, covariates, period, missing_baseline,
+        random_intercepts, covariate_missing,
+    )  # fmt: skip
     active = prepared.coords["arm"]
     arm_idx = prepared.data["arm_idx"]
     if zero_by_arm:
@@ -532,6 +547,7 @@ def zinb_twin(
         pi=[float(v) for v in pi] if zero_by_arm else float(pi[0]),
         b=float(params[k_infl + 1 + len(active)]),
         converged=bool(result.mle_retvals["converged"]),
+        **twin_coefficients(prepared.coords["covariate"], params, bse, k_infl + 2 + len(active)),
     )
     return out
 
@@ -544,6 +560,8 @@ def hurdle_twin(
     period: str = "treatment",
     missing_baseline: str = "error",
     zero_by_arm: bool = False,
+    random_intercepts: list[str] | None = None,
+    covariate_missing: str = "error",
 ) -> pd.DataFrame:
     """Frequentist twin of :class:`Hurdle`: the two hurdle parts on subject totals.
 
@@ -564,6 +582,8 @@ def hurdle_twin(
         Weekly rows, as for :class:`Hurdle`.
     control_arm, arms, covariates, period, missing_baseline, zero_by_arm
         As in :attr:`Hurdle.default_model_config`.
+    random_intercepts, covariate_missing
+        As in :attr:`Hurdle.default_model_config` (groupings enter as fixed effects).
 
     Returns
     -------
@@ -571,13 +591,15 @@ def hurdle_twin(
         One row per active arm: ``arm, log_rr, se, lower, upper`` (Wald 95 %), ``rate_ratio``
         (count part). ``attrs`` hold ``phi`` (= 1 / statsmodels' alpha), ``pi0`` (proportion
         of zero totals; a list by arm, control first, with ``zero_by_arm``), ``pi0_se``,
-        ``b`` and ``converged``.
+        ``b``, ``converged``, ``beta`` and ``beta_se`` (covariate coefficients of the count
+        part).
     """
     from statsmodels.discrete.truncated_model import TruncatedLFNegativeBinomialP
 
     prepared, y, X, offset = _totals_design(
-        weekly, Hurdle, control_arm, arms, covariates, period, missing_baseline
-    )
+        weekly, Hurdle, control_arm, arms, covariates, period, missing_baseline,
+        random_intercepts, covariate_missing,
+    )  # fmt: skip
     active = prepared.coords["arm"]
     zero = y == 0
     if zero_by_arm:
@@ -604,5 +626,6 @@ def hurdle_twin(
         pi0_se=[float(v) for v in pi0_se] if zero_by_arm else float(pi0_se[0]),
         b=float(params[1 + len(active)]),
         converged=bool(result.mle_retvals["converged"]),
+        **twin_coefficients(prepared.coords["covariate"], params, bse, 2 + len(active)),
     )
     return out

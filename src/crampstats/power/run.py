@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
+import rich.console
+import rich.progress
 
 from crampstats.catalogue import count_entry
 from crampstats.config import ConfigError
@@ -293,42 +295,47 @@ def read_decisions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 def terminal_progress(
     label: str, stream: TextIO | None = None, min_interval: float = 2.0
 ) -> Progress:
-    """Return a callback printing ``label: done/total replicates, rate, time left`` lines.
+    """Return a callback driving a progress bar: replicates done, rate, elapsed, time left.
+
+    The bar is rich's: live in a terminal; written once, when the shard ends, to a file or a
+    CI log, so logs stay short.
 
     Parameters
     ----------
     label
-        Prefix of every line (e.g. the design and shard).
+        The bar's description (e.g. the design and shard).
     stream
-        Where to print; default standard error (read at each call).
+        Where to draw; default standard error.
     min_interval
-        Seconds between lines (the first and the last replicate always print).
+        Seconds between redraws in a terminal.
 
     Returns
     -------
     callable
         ``progress(done, total, elapsed_seconds)``.
     """
-    last = [-float("inf")]
+    bar = rich.progress.Progress(
+        rich.progress.TextColumn("{task.description}"),
+        rich.progress.BarColumn(),
+        rich.progress.MofNCompleteColumn(),
+        rich.progress.TextColumn("replicates"),
+        rich.progress.TimeElapsedColumn(),
+        rich.progress.TextColumn("elapsed,"),
+        rich.progress.TimeRemainingColumn(),
+        rich.progress.TextColumn("left"),
+        console=rich.console.Console(file=stream or sys.stderr),
+        refresh_per_second=1 / max(min_interval, 0.1),
+    )
+    tasks: list[rich.progress.TaskID] = []
 
     def progress(done: int, total: int, elapsed: float) -> None:
-        if done < total and done > 1 and elapsed - last[0] < min_interval:
-            return
-        last[0] = elapsed
-        rate = done / elapsed if elapsed > 0 else float("inf")
-        left = (total - done) / rate if rate > 0 else float("inf")
-        print(
-            f"{label}: {done}/{total} replicates ({100 * done / total:.0f} %), "
-            f"{rate:.2f}/s, {_clock(elapsed)} elapsed, {_clock(left)} left",
-            file=stream or sys.stderr,
-            flush=True,
-        )
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task(label, total=total))
+        bar.update(tasks[0], completed=done)
+        if done >= total:
+            bar.stop()
 
     return progress
 
 
-def _clock(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "?"
-    s = round(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -136,6 +136,10 @@ def trial_section(ctx: ReportContext) -> dict[str, Any] | None:
         "flow": None,
         "diary": _diary_counts(counts, ctx),
         "compliance": None,
+        "not_analysed": [
+            {"analysis": str(k), "reason": str(v)}
+            for k, v in sorted((ctx.results.provenance.get("not_analysed") or {}).items())
+        ],
     }
     col = _group_column(ctx, subjects) if len(subjects) else None
     if col is None:

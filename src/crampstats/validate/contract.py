@@ -105,6 +105,18 @@ SPECS: dict[str, dict[str, Spec]] = {
 }
 #: Canonical column names per table, in output order.
 CANONICAL: dict[str, tuple[str, ...]] = {t: tuple(cols) for t, cols in SPECS.items()}
+#: Columns the analysis datasets compute (``crampstats.derive``) and the models use internally.
+DERIVED_COLUMNS: frozenset[str] = frozenset({
+    "period", "treatment", "count", "exposure_days", "runin_count", "runin_days",
+    "log_baseline_rate", "withdrawn", "week", "n_records", "cycle", "previous_treatment",
+    "_subject", "_period",
+})
+#: Names an extra subjects column may not have: the canonical columns of every table and
+#: :data:`DERIVED_COLUMNS` (docs/data-contract.md). Extra subject columns are carried into the
+#: derived ``periods`` table, where such a name would be ambiguous.
+RESERVED_SUBJECT_COLUMNS: frozenset[str] = frozenset(
+    {c for cols in CANONICAL.values() for c in cols} | DERIVED_COLUMNS
+)
 #: Row order of every validated table (stable sort on these columns).
 SORT_KEYS: dict[str, list[str]] = {
     "subjects": ["subject_id"],
@@ -210,8 +222,11 @@ def coerce_table(raw: RawTable) -> tuple[pd.DataFrame, list[Problem], set[tuple[
     Returns
     -------
     tuple
-        The frame (canonical columns typed, extra columns untouched, index = source rows), one
-        problem per cell that cannot be parsed, and those cells as ``(row, canonical column)``.
+        The frame (canonical columns typed, extra columns of the subjects table typed by
+        :func:`type_extra_column`, other extra columns untouched, index = source rows), one
+        problem per cell that cannot be parsed or extra subjects column whose name is reserved
+        (:data:`RESERVED_SUBJECT_COLUMNS`), and the unparseable cells as
+        ``(row, canonical column)``.
     """
     frame = raw.frame.copy()
     problems: list[Problem] = []
@@ -222,10 +237,42 @@ def coerce_table(raw: RawTable) -> tuple[pd.DataFrame, list[Problem], set[tuple[
         parsed, failures = _parse(frame[column], spec)
         frame[column] = parsed
         for row, (value, rule) in failures.items():
-            problems.append(Problem(raw.file, raw.source_row(int(row), column),
-                                    raw.column_label(column), _plain(value), rule))
+            problems.append(Problem(*raw.locate(int(row), column), _plain(value), rule))
             cells.add((int(row), column))
+    if raw.name == "subjects":
+        for column in [c for c in frame.columns if c not in SPECS["subjects"]]:
+            if column in RESERVED_SUBJECT_COLUMNS:
+                problems.append(Problem(raw.file, None, raw.column_label(str(column)), None, (
+                    "is an extra subject column whose name is reserved (a column of another "
+                    "table or of the analysis datasets); rename it")))
+            else:
+                frame[column] = type_extra_column(frame[column])
     return frame, problems, cells
+
+
+def type_extra_column(series: pd.Series) -> pd.Series:
+    """Type an extra subjects column: number when every value present parses as one, else text.
+
+    Parameters
+    ----------
+    series
+        The column as read (text from CSV, numbers from Parquet or XPT).
+
+    Returns
+    -------
+    pandas.Series
+        ``Float64`` when every non-missing value is a finite number (``27.5``, ``3``), else
+        ``string`` (e.g. a site code ``S01``); blank cells are missing either way. A numerically
+        coded category (sites ``1, 2, 3``) is therefore numeric: as a covariate it enters as a
+        number, as a random-intercept grouping it is a category whatever its type.
+    """
+    text = norm_series(series)
+    present = text.notna().to_numpy(dtype=bool)
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    finite = np.isfinite(numbers.to_numpy())
+    if present.any() and bool(np.all(finite[present])):
+        return pd.Series(numbers.where(present), index=series.index, dtype=DTYPES["float"])
+    return pd.Series(text, index=series.index, dtype=DTYPES["string"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -543,10 +590,10 @@ def schema_problems(raw: RawTable, frame: pd.DataFrame, schema: pa.DataFrameSche
         if key in seen:
             continue
         seen.add(key)
+        file, label = raw.file, raw.column_label(str(column)) if column else None
         if row is not None and column:
-            row = raw.source_row(row, str(column))
-        problems.append(Problem(raw.file, row, raw.column_label(str(column)) if column else None,
-                                None if _isna(value) else _plain(value), rule))
+            file, row, label = raw.locate(row, str(column))
+        problems.append(Problem(file, row, label, None if _isna(value) else _plain(value), rule))
     return problems
 
 

@@ -60,7 +60,10 @@ class DataWarning:
     subject
         The subject concerned, or ``None`` for trial-level warnings.
     kind
-        ``low_compliance``, ``no_post_baseline``, ``no_control_arm`` or ``diary_after_withdrawal``.
+        ``low_compliance``, ``no_post_baseline``, ``no_control_arm``, ``diary_after_withdrawal``,
+        or from the column mapping ``unmapped_ae_terms`` (adverse-event terms the MedDRA mapping
+        does not know; their category is ``other``) and ``events_without_completion`` (cramp
+        events on days the completion record does not mark as diarised; counted).
     message
         One sentence.
     """
@@ -73,43 +76,82 @@ class DataWarning:
         return self.message
 
 
+#: Where a value came from: (file name, 1-based row as a spreadsheet shows the file).
+Origin = tuple[str, int]
+
+
 @dataclass
 class RawTable:
-    """One table as read from its file, with canonical column names where mapped.
+    """One table as read from its file(s), with canonical column names where mapped.
 
     Attributes
     ----------
     name
         Canonical table name (``subjects``, ``diary``, ``emg``, ``adverse_events``).
     path
-        The file it was read from.
+        The file it was read from (the first, when several files make up the table).
     frame
-        The records; the index is the 1-based row of each record in the source file, values are as
-        read (text for CSV, native types for Parquet and XPT).
+        The records; values are as read (text for CSV, native types for Parquet and XPT) or as the
+        mapping built them (study days from dates, rescaled intensities, daily counts of events).
+        The index identifies records; :meth:`locate` says where each came from.
     columns
         Canonical column name -> source column name, for the columns the mapping renamed (used to
         name the column a user sees in their file).
+    origin
+        Record -> (file, row) it came from; a record not listed is row ``record`` of ``path``.
+    value_origin
+        Canonical column -> {record -> (file, row)} for values taken from another row than their
+        record's (a ``params`` row, the first event of a day).
+    labels
+        Canonical column -> {record -> source column} when the source column differs per record
+        (a wide diary's ``day_12``).
+    paths
+        Every file read for the table (``[path]`` when one file).
+    warnings
+        Warnings raised while mapping (terms without a category, events on days without a
+        completed diary).
     """
 
     name: str
     path: Path
     frame: pd.DataFrame
     columns: dict[str, str] = field(default_factory=dict)
-    value_rows: dict[str, dict[int, int]] = field(default_factory=dict)
-
-    def source_row(self, row: int, column: str) -> int:
-        """Return the source row holding ``column`` of record ``row`` (a params row if pivoted)."""
-        return self.value_rows.get(column, {}).get(row, row)
+    origin: dict[int, Origin] = field(default_factory=dict)
+    value_origin: dict[str, dict[int, Origin]] = field(default_factory=dict)
+    labels: dict[str, dict[int, str]] = field(default_factory=dict)
+    paths: list[Path] = field(default_factory=list)
+    warnings: list[DataWarning] = field(default_factory=list)
 
     @property
     def file(self) -> str:
-        """Return the file name used in messages."""
-        return self.path.name
+        """Return the file name(s) used in messages about the whole table."""
+        return " + ".join(p.name for p in self.paths) if self.paths else self.path.name
 
     def column_label(self, column: str) -> str:
         """Return ``column`` as the user's file names it (``AVAL (cramp_count)`` when mapped)."""
         source = self.columns.get(column)
         return column if source is None or source == column else f"{source} ({column})"
+
+    def locate(self, record: int, column: str) -> tuple[str, int, str]:
+        """Return the file, row and column label of ``column`` in record ``record``.
+
+        Parameters
+        ----------
+        record
+            A label of :attr:`frame`'s index.
+        column
+            Canonical column name.
+
+        Returns
+        -------
+        tuple
+            File name, 1-based source row, and the column as the file names it.
+        """
+        file, row = self.value_origin.get(column, {}).get(
+            record, self.origin.get(record, (self.path.name, record)))
+        source = self.labels.get(column, {}).get(record)
+        label = self.column_label(column) if source is None else f"{source} ({column})"
+        return file, row, label
 
 
 def norm_value(value: Any) -> Any:

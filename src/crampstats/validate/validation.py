@@ -39,7 +39,8 @@ class ValidationResult:
     problems
         Every problem found.
     warnings
-        Warnings (only when there are no problems).
+        Warnings (only when there are no problems): the column mapping's (unmapped
+        adverse-event terms, events on days without a completed diary), then the contract's.
     counts
         Subjects, records and compliance summaries (JSON-serialisable).
     inputs
@@ -107,6 +108,12 @@ def validate(data_dir: str | Path, config: dict[str, Any]) -> ValidationResult:
     -------
     ValidationResult
         Refused (``ok`` false) when any problem was found; never raises for bad data.
+
+    Raises
+    ------
+    ConfigError
+        If the config's ``tables`` mapping contradicts itself (e.g. dates without the subjects'
+        ``reference_date``).
     """
     data_dir = Path(data_dir)
     resolved = _copy_config(config)
@@ -114,10 +121,11 @@ def validate(data_dir: str | Path, config: dict[str, Any]) -> ValidationResult:
     checked = contract.check_tables(raw, resolved)
     problems = problems + checked.problems
     resolved["design"] = checked.design
+    mapping_warnings = [w for table in raw.values() for w in table.warnings]
     result = ValidationResult(
         tables=checked.tables if not problems else {},
         problems=problems,
-        warnings=checked.warnings if not problems else [],
+        warnings=mapping_warnings + checked.warnings if not problems else [],
         counts={},
         inputs=inputs,
         config=resolved,
