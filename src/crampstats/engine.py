@@ -34,6 +34,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -600,8 +602,6 @@ def save_fit(idata: xr.DataTree, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         ``path``.
     """
-    import shutil
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.is_dir():
@@ -688,8 +688,6 @@ def diagnose(
         ``rhat_max, ess_bulk_min, ess_tail_min, divergences, status`` (``"ok"`` or
         ``"failed"``) and ``reasons`` (a list of what failed; a NaN diagnostic fails).
     """
-    import arviz_stats as azs
-
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     unknown = set(limits) - set(DEFAULT_THRESHOLDS)
     if unknown:

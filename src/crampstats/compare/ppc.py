@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -97,8 +98,6 @@ def loo_table(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
         (stacking), ``pareto_k_max`` and ``n_pareto_k_high`` (k > 0.7: the estimate for that
         subject is unreliable), ``n_subjects``.
     """
-    import arviz_stats as azs
-
     rows = []
     loos = {}
     for name, idata in fits.items():

@@ -7,6 +7,7 @@ into ``tables/``; the column lists below are the contract the report and the wor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -134,8 +135,6 @@ def diagnostics_rows(records: Mapping[str, FitRecord], config: Mapping[str, Any]
 
 
 def _json_attr(attrs: Mapping[str, Any], key: str) -> dict[str, Any]:
-    import json
-
     value = attrs.get(f"crampstats_{key}")
     return json.loads(value) if isinstance(value, str) else {}
 

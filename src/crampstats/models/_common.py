@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
 from crampstats.engine import CountModel, PreparedData
 from crampstats.errors import CrampstatsError
@@ -748,8 +749,6 @@ def nb_pmf_table(mu: np.ndarray, k: np.ndarray | float, max_count: int) -> np.nd
     numpy.ndarray
         ``(unit, max_count + 1)``, rows summing to 1.
     """
-    from scipy import stats
-
     k = np.broadcast_to(k, mu.shape)
     p = k / (k + mu)
     counts = np.arange(max_count)

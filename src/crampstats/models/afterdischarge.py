@@ -85,6 +85,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import special, stats
+from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from crampstats.engine import ATTR_PREFIX, BayesModel, PreparedData
 from crampstats.models._common import (
@@ -500,8 +501,6 @@ def afterdischarge_twin(
     ModelDataError
         As :meth:`AfterdischargeModel.prepare`, or fewer than two distinct grades observed.
     """
-    from statsmodels.miscmodels.ordinal_model import OrderedModel
-
     _, hi = interval_bounds(level)
     model = AfterdischargeModel(
         {

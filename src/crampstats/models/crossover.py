@@ -126,8 +126,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
-from scipy import special
+from scipy import optimize, special
 
 from crampstats.engine import CountModel, PreparedData, thinned_fit
 from crampstats.models._common import (
@@ -726,9 +727,6 @@ def crossover_twin(
     60-subject N-of-1 simulations with ``sigma_d = 0.5`` the twin sat 0.05-0.07 above the
     Bayesian median, which tracked the mean of the simulated patient effects within 0.02.
     """
-    import statsmodels.api as sm
-    from scipy import optimize
-
     model = Crossover(
         {
             "control_arm": control_arm,
@@ -803,8 +801,6 @@ def _second_stage(prepared: PreparedData, intercepts: np.ndarray) -> dict[str, d
     ``alpha + b x_i + beta' z_i + s[site_i]``; regressing them on those terms (groupings as
     fixed effects) estimates ``beta``.
     """
-    import statsmodels.api as sm
-
     d = prepared.data
     names = list(prepared.coords["covariate"])
     if not names:

@@ -85,8 +85,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
 from scipy import stats
+from statsmodels.base.model import GenericLikelihoodModel
+from statsmodels.tools.numdiff import approx_fprime
 
 from crampstats.engine import ATTR_PREFIX, BayesModel, PreparedData
 from crampstats.models._common import (
@@ -626,9 +629,6 @@ def ctf_twin(
         data. ``attrs``: ``log_ratio``, ``se`` (lists, log scale), ``sigma``, ``b``,
         ``converged``.
     """
-    from statsmodels.base.model import GenericLikelihoodModel
-    from statsmodels.tools.numdiff import approx_fprime
-
     _, hi = interval_bounds(level)
     model, prepared, X, active, names = _twin_design(
         frame, control_arm, arms, missing_baseline, baseline_censored
@@ -705,8 +705,6 @@ def ctf_naive_twin(
     pandas.DataFrame
         The columns of :func:`ctf_twin`; t-interval from statsmodels ``OLS``.
     """
-    import statsmodels.api as sm
-
     _, hi = interval_bounds(level)
     require_columns(frame, ["ctf_hz"], "ctf data")
     model, _, X, active, _ = _twin_design(

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
 from scipy import special
 
@@ -367,8 +368,6 @@ def gee_twin(
         correlation ``rho``, ``beta`` and ``beta_se`` (covariate column -> estimate, robust
         standard error; empty without covariates).
     """
-    import statsmodels.api as sm
-
     model = FrailtyWeekly(
         {
             "control_arm": control_arm,

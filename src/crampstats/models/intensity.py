@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import special, stats
+from statsmodels.othermod.betareg import BetaModel
 
 from crampstats.engine import ATTR_PREFIX, BayesModel, PreparedData
 from crampstats.models._common import (
@@ -534,8 +535,6 @@ def intensity_twin(
         data. ``attrs``: ``se`` (of the differences), ``beta`` (logit coefficients), ``b``,
         ``phi``, ``converged``.
     """
-    from statsmodels.othermod.betareg import BetaModel
-
     _, hi = interval_bounds(level)
     model = IntensityModel(
         {

@@ -116,6 +116,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
 from scipy import special
 
@@ -717,8 +718,6 @@ def trial_nb_glm(
     cov : numpy.ndarray
         Their covariance matrix.
     """
-    import statsmodels.api as sm
-
     model = NBTotals(
         {
             "control_arm": control_arm,

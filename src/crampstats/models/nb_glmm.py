@@ -84,6 +84,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
 from scipy import special
 
@@ -569,8 +570,6 @@ def nb_glmm_twin(
         ``converged``, ``n_clusters``, ``beta`` and ``beta_se`` (covariate column ->
         estimate, cluster-robust standard error; empty without covariates).
     """
-    import statsmodels.api as sm
-
     model = NBGLMM(
         {
             "control_arm": control_arm,

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
 from scipy import special
 
@@ -272,8 +273,6 @@ def nb_glm_twin(
         ``attrs`` hold ``k`` (= 1 / statsmodels' alpha), ``b``, ``converged``, ``beta`` and
         ``beta_se`` (covariate column -> estimate, standard error; empty without covariates).
     """
-    import statsmodels.api as sm
-
     model = NBTotals(
         {
             "control_arm": control_arm,

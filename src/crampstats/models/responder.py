@@ -81,6 +81,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import special
+from statsmodels.stats.proportion import confint_proportions_2indep
 
 from crampstats.engine import ATTR_PREFIX, BayesModel, PreparedData
 from crampstats.models._common import (
@@ -482,8 +483,6 @@ def two_proportion_rows(
     list of dict
         Two rows with the :data:`EFFECT_COLUMNS` (``p_benefit`` NaN).
     """
-    from statsmodels.stats.proportion import confint_proportions_2indep
-
     alpha = 1.0 - level
     p1, p0 = y1 / n1, y0 / n0
     with np.errstate(divide="ignore", invalid="ignore"):

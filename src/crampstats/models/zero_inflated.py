@@ -61,8 +61,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import xarray as xr
 from scipy import special
+from statsmodels.discrete.truncated_model import TruncatedLFNegativeBinomialP
 
 from crampstats.engine import PreparedData, thin_draws
 from crampstats.models._common import SubjectTermsModel, twin_coefficients, twin_columns
@@ -510,8 +512,6 @@ def zinb_twin(
         alpha), ``pi`` (inflation probability; a list by arm with ``zero_by_arm``), ``b``,
         ``converged``, ``beta`` and ``beta_se`` (covariate coefficients of the count part).
     """
-    import statsmodels.api as sm
-
     prepared, y, X, offset = _totals_design(
         weekly, ZINB, control_arm, arms, covariates, period, missing_baseline,
         random_intercepts, covariate_missing,
@@ -594,8 +594,6 @@ def hurdle_twin(
         ``b``, ``converged``, ``beta`` and ``beta_se`` (covariate coefficients of the count
         part).
     """
-    from statsmodels.discrete.truncated_model import TruncatedLFNegativeBinomialP
-
     prepared, y, X, offset = _totals_design(
         weekly, Hurdle, control_arm, arms, covariates, period, missing_baseline,
         random_intercepts, covariate_missing,

@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import rich.console
 import rich.progress
 
@@ -261,9 +263,6 @@ def _fit_rows(
 
 def write_decisions(frame: pd.DataFrame, path: str | Path, meta: dict[str, Any]) -> Path:
     """Write a decisions frame to Parquet atomically, ``meta`` as JSON schema metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
@@ -283,8 +282,6 @@ def write_decisions(frame: pd.DataFrame, path: str | Path, meta: dict[str, Any])
 
 def read_decisions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a decisions file and the run description stored with it."""
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(META_KEY)
     if raw is None:

@@ -18,13 +18,16 @@ Definitions (per design, patients per arm, arm and rule; ``R`` replicates)
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from crampstats.errors import CrampstatsError
 from crampstats.outputs import atomic_write_text
@@ -204,10 +207,6 @@ def summarize(
 
 def power_svg(table: pd.DataFrame) -> str:
     """Power curves with Monte Carlo bands as a deterministic SVG document (one panel a design)."""
-    import io
-
-    import matplotlib
-
     with matplotlib.rc_context(RC):
         fig = power_figure(table)
         buf = io.StringIO()
@@ -229,8 +228,6 @@ def power_figure(table: pd.DataFrame) -> Any:
         Not attached to pyplot; bands are ``power +- 1.96 mcse``, dashed line the target, dotted
         lines the sample size reaching it, dash-dotted 0.025 on designs with type I error rows.
     """
-    from matplotlib.figure import Figure
-
     designs = list(dict.fromkeys(table["design"]))
     fig = Figure(figsize=(6.4, 2.9 * len(designs)), dpi=100)
     axes = fig.subplots(len(designs), 1, squeeze=False)[:, 0]

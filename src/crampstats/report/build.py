@@ -22,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 import yaml
@@ -839,8 +840,6 @@ def provenance_section(ctx: ReportContext) -> dict[str, Any] | None:
 @functools.cache
 def _environment():
     """Return the Jinja2 environment (one per process, so templates compile once)."""
-    import jinja2
-
     return jinja2.Environment(
         loader=jinja2.PackageLoader("crampstats.report", "templates"),
         autoescape=True,

@@ -23,9 +23,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from crampstats.report.text import prob
 
@@ -125,14 +130,10 @@ def _prob(p: float) -> str:
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), dpi=100)
 
 
 def _rc():
-    import matplotlib
-
     return matplotlib.rc_context(RC)
 
 
@@ -196,8 +197,6 @@ def forest(
     markupsafe.Markup
         Inline SVG.
     """
-    from matplotlib.ticker import FixedLocator, NullLocator
-
     values = [v for r in rows for v in (r.lower, r.upper, r.median) if np.isfinite(v) and v > 0]
     values += [1.0] + ([threshold] if threshold else [])
     lo, hi = min(values) / 1.15, max(values) * 1.15
@@ -290,8 +289,6 @@ def course(
     markupsafe.Markup
         Inline SVG.
     """
-    from matplotlib.lines import Line2D
-
     models = [m for m in dict.fromkeys(table["model"].astype(str)) if m != "observed"]
     with _rc():
         fig = _figure(7.2, 3.9)
@@ -392,8 +389,6 @@ def rootogram(table: pd.DataFrame, model: str, unit: str, *, fig_id: str, title:
     markupsafe.Markup
         Inline SVG.
     """
-    from matplotlib.ticker import FixedLocator
-
     rows = table.sort_values("count")
     x = np.arange(len(rows))
     expected = rows["sqrt_expected"].to_numpy(float)
@@ -450,8 +445,6 @@ def patients(table: pd.DataFrame, *, ratio: bool, fig_id: str, title: str) -> Ma
     markupsafe.Markup
         Inline SVG; subject ids are shown when there are at most 60 patients.
     """
-    from matplotlib.ticker import FixedLocator, NullLocator
-
     rows = table.sort_values(["effect_median", "subject_id"])
     n = len(rows)
     y = np.arange(n)
@@ -631,9 +624,6 @@ def effect_panels(
     markupsafe.Markup
         Inline SVG.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedLocator, NullLocator
-
     n = len(groups)
     rows = {g: n - 1 - i for i, g in enumerate(groups)}
     offset = {"bayes": 0.15, "twin": -0.15}
@@ -730,9 +720,6 @@ def incidence(
     markupsafe.Markup
         Inline SVG.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     n, m = len(categories), max(1, len(arms))
     step = 0.8 / m
     with _rc():
@@ -815,8 +802,6 @@ def outcome_properties(
         not be computed is labelled so. Patients are on a log axis when they span more than
         a factor of 20.
     """
-    from matplotlib.lines import Line2D
-
     panels = [p for p, df in (("icc", icc), ("needed", needed)) if len(df)]
     n, m = len(endpoints), max(1, len(arms))
     rows = {e: n - 1 - i for i, e in enumerate(endpoints)}

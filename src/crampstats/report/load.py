@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
 import pandas as pd
 
 from crampstats.catalogue import ENDPOINTS
@@ -124,9 +126,6 @@ def read_fit_attrs(path: Path) -> dict[str, Any]:
     even for large fits. An unreadable file gives an empty dict (the report then falls back on
     the configuration).
     """
-    import h5py
-    import numpy as np
-
     out: dict[str, Any] = {}
     try:
         with h5py.File(path, "r") as fh:

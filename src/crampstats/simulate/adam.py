@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 
 from crampstats.errors import CrampstatsError
 from crampstats.outputs import atomic_dir
@@ -162,9 +163,6 @@ def export_adam(tables: Mapping[str, pd.DataFrame], out_dir: str | Path) -> dict
     dict
         Dataset name -> path written (paths inside ``out_dir``).
     """
-    import pyreadstat
-
-
     subjects = tables["subjects"]
     trial_ids = dict(zip(subjects["subject_id"], subjects["trial_id"], strict=True))
     frames: dict[str, pd.DataFrame] = {

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 
 from crampstats.config import ConfigError
 from crampstats.validate import layouts
@@ -90,8 +91,6 @@ def _read_parquet(path: Path) -> pd.DataFrame | str:
 
 
 def _read_xpt(path: Path) -> pd.DataFrame | str:
-    import pyreadstat
-
     try:
         frame, _meta = pyreadstat.read_xport(str(path))
     except Exception as exc:  # pyreadstat raises its own error types for a damaged file
