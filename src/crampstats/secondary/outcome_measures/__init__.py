@@ -1,7 +1,7 @@
 """Measurement properties of the cramp endpoints: reliability, agreement, responsiveness, size.
 
 No validated, reliable cramp outcome measure has been published (docs/calibration.md, "Gaps");
-this package computes the properties from a trial's own data (issue 7), written to
+this package computes the properties from a trial's own data, written to
 ``tables/outcome_measures.csv`` by :func:`outcome_measures_table`. One module per concern:
 
 - :mod:`~crampstats.secondary.outcome_measures.names`: endpoint labels, units, constants;
