@@ -44,9 +44,10 @@ def _independent_nb2(folder: Path) -> pd.Series:
     diary = pd.read_csv(folder / "diary.csv").dropna(subset=["cramp_count"])
     diary["runin"] = diary["study_day"] <= 0
     sums = diary.groupby(["subject_id", "runin"])["cramp_count"].agg(["sum", "size"]).unstack()
+    sums.columns = [f"{stat}_{'runin' if runin else 'treated'}" for stat, runin in sums.columns]
     data = subjects.join(sums).dropna()
-    count, days = data[("sum", False)], data[("size", False)]
-    runin = np.log((data[("sum", True)] + 0.5) / data[("size", True)])
+    count, days = data["sum_treated"], data["size_treated"]
+    runin = np.log((data["sum_runin"] + 0.5) / data["size_runin"])
     arms = pd.get_dummies(data["arm"], dtype=float).drop(columns="placebo")
     design = sm.add_constant(pd.concat([arms, (runin - runin.mean()).rename("runin")], axis=1))
     fit = sm.NegativeBinomial(count.astype(float), design, offset=np.log(days)).fit(disp=0)
