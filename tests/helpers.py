@@ -408,3 +408,34 @@ def assert_self_contained(html: str) -> None:
     assert "http://" not in html and "https://" not in html
     csp = [a for t, a in page.tags if t == "meta" and a.get("http-equiv")]
     assert csp and "default-src 'none'" in str(csp[0]["content"])
+
+
+def hand_built_nb_totals(derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any],
+                         log_rr: list[float], sd: float = 0.15, draws: int = 4000, seed: int = 5):
+    """A primary ``nb_totals`` fit record with posterior draws placed by hand (no sampling).
+
+    ``log_rr ~ Normal(log_rr, sd)`` per active arm (model order), control log rate
+    ``Normal(log 0.9, 0.05)``, run-in slope ``Normal(0.8, 0.05)``, ``k = 3``; on the trial's
+    prepared data. Returns ``{"nb_totals": FitRecord}`` for the verdict tables.
+    """
+    from crampstats.catalogue import count_entry
+    from crampstats.compare.tables import FitRecord
+    from crampstats.fit import make_model, model_frame
+
+    entry = count_entry("nb_totals")
+    model = make_model(entry, config)
+    frame = model_frame(entry, derived, config)
+    prepared = model.prepare(frame)
+    rng = np.random.default_rng(seed)
+    arms = prepared.coords["arm"]
+    post = xr.Dataset(
+        {
+            "log_rr": (("chain", "draw", "arm"), rng.normal(log_rr, sd, (1, draws, len(arms)))),
+            "alpha": (("chain", "draw"), rng.normal(np.log(0.9), 0.05, (1, draws))),
+            "b": (("chain", "draw"), rng.normal(0.8, 0.05, (1, draws))),
+            "k": (("chain", "draw"), np.full((1, draws), 3.0)),
+        },
+        coords={"chain": [0], "draw": np.arange(draws), "arm": arms},
+    )
+    idata = xr.DataTree.from_dict({"posterior": post, "constant_data": prepared.subject_data})
+    return {"nb_totals": FitRecord(entry, model, idata, frame, prepared)}

@@ -15,6 +15,7 @@ from crampstats.decisions import (
     rank_probabilities,
     rate_ratio_summary,
     rule_met,
+    success_verdicts,
 )
 
 ARMS = ["mexiletine", "quinine", "magnesium"]
@@ -165,3 +166,66 @@ def test_rule_probability_and_decision(posterior):
     np.testing.assert_array_equal(
         table["p_rr_lt_threshold"], probability_below(values, np.log(0.75))
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts under a success rule and a family-wise strategy (issue 14)
+# ---------------------------------------------------------------------------------------------
+def _exact_draws(probabilities: dict[str, float], n: int = 1000) -> xr.DataArray:
+    """Draws of log RR whose share below 0 is exactly ``p`` per arm and below log 0.75 zero.
+
+    ``round(p * n)`` draws at log 0.9 (an RR between 0.75 and 1), the rest at log 1.1.
+    """
+    rows = []
+    for p in probabilities.values():
+        k = round(p * n)
+        rows.append(np.r_[np.full(k, np.log(0.9)), np.full(n - k, np.log(1.1))])
+    return xr.DataArray(
+        np.array(rows), dims=("arm", "sample"), coords={"arm": list(probabilities)}
+    )
+
+
+def test_verdicts_match_the_rule_on_hand_built_posteriors():
+    draws = _exact_draws({"a": 0.98, "b": 0.975, "c": 0.974})
+    table = success_verdicts(draws, [(1.0, 0.975)])
+    crit = table[table["rule"] != "success"].set_index("arm")
+    np.testing.assert_allclose(crit["probability"], [0.98, 0.975, 0.974], atol=1e-12)
+    # >= as the plan states it: exactly at the threshold is met, one draw less is not
+    assert crit["met"].tolist() == [True, True, False]
+    success = table[table["rule"] == "success"].set_index("arm")["met"]
+    assert success.tolist() == [True, True, False]
+    assert set(table["multiplicity"]) == {"none"}
+    # a second criterion no draw meets (nothing below RR 0.75) fails every arm
+    both = success_verdicts(draws, [(1.0, 0.975), (0.75, 0.5)])
+    assert not both.loc[both["rule"] == "success", "met"].any()
+    assert both.loc[both["quantity"] == "P(RR < 0.75)", "probability"].eq(0).all()
+
+
+def test_fixed_sequence_stops_at_the_first_failure():
+    draws = _exact_draws({"a": 0.99, "b": 0.5, "c": 0.99})
+    met = (
+        success_verdicts(draws, [(1.0, 0.975)], "fixed_sequence", ["a", "b", "c"])
+        .query("rule == 'success'")
+        .set_index("arm")["met"]
+    )
+    assert met.to_dict() == {"a": True, "b": False, "c": False}  # c passes its own rule
+    met = (
+        success_verdicts(draws, [(1.0, 0.975)], "fixed_sequence", ["c", "a", "b"])
+        .query("rule == 'success'")
+        .set_index("arm")["met"]
+    )
+    assert met.to_dict() == {"c": True, "a": True, "b": False}
+    with pytest.raises(ValueError, match="order"):
+        success_verdicts(draws, [(1.0, 0.975)], "fixed_sequence", ["a", "b"])
+
+
+def test_calibrated_threshold_replaces_only_the_rr_1_criterion():
+    draws = _exact_draws({"a": 0.99, "b": 0.995})
+    table = success_verdicts(draws, [(1.0, 0.975), (1.2, 0.5)], "calibrated", calibrated=0.993)
+    crit = table[table["quantity"] == "P(RR < 1)"].set_index("arm")
+    assert crit["threshold"].tolist() == [0.993, 0.993]
+    assert crit["met"].tolist() == [False, True]
+    other = table[table["quantity"] == "P(RR < 1.2)"]
+    assert other["threshold"].eq(0.5).all() and other["met"].all()
+    with pytest.raises(ValueError, match="calibrated threshold"):
+        success_verdicts(draws, [(1.0, 0.975)], "calibrated")

@@ -23,12 +23,14 @@ from pathlib import Path
 
 from crampstats.catalogue import plan_trial
 from crampstats.compare import AnalysisOutcome, FitRecord, failed_fits, result_tables, run_record
+from crampstats.compare.missing import tipping_point_tables
 from crampstats.config import load_trial_config
 from crampstats.derive import derive_all, trial_id_of
 from crampstats.engine import save_fit
 from crampstats.errors import CrampstatsError
 from crampstats.fit import fit_model, fit_path, make_model, model_frame
 from crampstats.outputs import atomic_dir, provenance, to_json, write_parquet, write_tables
+from crampstats.plan import attach_frozen
 from crampstats.secondary import EndpointResult, combine, run_endpoint_or_fail
 from crampstats.validate import refusal_text, validate, write_validated_into
 
@@ -79,7 +81,8 @@ def analyze(
         echo(f"[{time.perf_counter() - started:6.1f} s] {message}")
 
     data_dir, out = Path(data_dir), Path(out)
-    config = load_trial_config(config_path, data_dir)
+    # the frozen-plan record beside the config (crampstats plan freeze) travels with the config
+    config = attach_frozen(load_trial_config(config_path, data_dir), config_path)
     stage(f"validating {data_dir}")
     result = validate(data_dir, config)
     if not result.ok:
@@ -103,13 +106,14 @@ def analyze(
         tic = time.perf_counter()
         model = make_model(entry, trial_config)
         frame = model_frame(entry, derived, trial_config)
-        idata = fit_model(entry, derived, trial_config, progress=progress)
+        idata = fit_model(entry, derived, trial_config, progress=progress, primary=i == 1)
         seeds[entry.id] = entry.seed(root)
         records[entry.id] = FitRecord(entry, model, idata, frame, model.prepare(frame))
         stage(f"[{i}/{len(plan.models)}] {entry.id} sampled in {time.perf_counter() - tic:.1f} s")
 
     stage("summarising: effects, twins, diagnostics, LOO, rankings, rootograms")
     tables = result_tables(records, trial_config, derived["weekly"])
+    tables.update(tipping_point_tables(records, derived, trial_config))
 
     secondary: list[EndpointResult] = []
     for i, entry in enumerate(plan.endpoints, start=1):

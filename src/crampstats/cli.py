@@ -16,10 +16,21 @@ from crampstats import validate as validation
 from crampstats.analyze import DataRefused, analyze
 from crampstats.catalogue import COUNT_MODELS, ENDPOINTS, count_entry, endpoint_entry
 from crampstats.compare import compare_job
-from crampstats.config import ConfigError, load_trial_config
+from crampstats.config import ConfigError, check, load_trial_config, read_yaml, trial_config
 from crampstats.engine import use_compile_cache
 from crampstats.errors import CrampstatsError
 from crampstats.fit import fit_job
+from crampstats.outputs import atomic_write_text, to_json
+from crampstats.plan import (
+    SINGLE_TRIAL,
+    PlanError,
+    attach_frozen,
+    check_plan,
+    freeze_record,
+    parse_plan,
+    plan_status,
+    record_path,
+)
 from crampstats.power.cli import add_power_parser
 from crampstats.report import write_report
 from crampstats.secondary import secondary_job
@@ -31,7 +42,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    config = load_trial_config(args.config, args.data_dir)
+    config = attach_frozen(load_trial_config(args.config, args.data_dir), args.config)
     result = validation.validate(args.data_dir, config)
     if not result.ok:
         print(validation.refusal_text(result), file=sys.stderr)
@@ -105,14 +116,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     print(f"fitting {args.model} to {args.derived_dir}", flush=True)
-    fit_job(args.derived_dir, count_entry(args.model), args.out, cores=args.cores)
+    fit_job(
+        args.derived_dir, count_entry(args.model), args.out, cores=args.cores, primary=args.primary
+    )
     print(f"wrote {args.out}")
     return EXIT_OK
 
 
 def _cmd_secondary(args: argparse.Namespace) -> int:
-    print(f"analysing {args.endpoint} of {args.derived_dir}", flush=True)
-    secondary_job(args.derived_dir, endpoint_entry(args.endpoint), args.out, cores=args.cores)
+    entries = [endpoint_entry(name) for name in dict.fromkeys(args.endpoint)]
+    print(f"analysing {', '.join(e.id for e in entries)} of {args.derived_dir}", flush=True)
+    secondary_job(
+        args.derived_dir, entries, args.out, cores=args.cores, echo=lambda s: print(s, flush=True)
+    )
     print(f"wrote {args.out}")
     return EXIT_OK
 
@@ -135,6 +151,44 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if args.strict:
             return EXIT_REFUSED
     return EXIT_OK
+
+
+def _trial_configs(path: Path) -> dict[str, dict]:
+    """Return the resolved config of a trial config (key ``*``) or of each trial of a main one."""
+    raw = read_yaml(path)
+    if "trials" not in raw:
+        return {SINGLE_TRIAL: check(raw, "trial", str(path))}
+    if not isinstance(raw["trials"], dict):
+        raise ConfigError(f"{path}: key trials: expected a mapping of trial name -> settings")
+    return {
+        str(name): trial_config(raw, {"trial_id": str(name), **entry}, str(path))
+        for name, entry in raw["trials"].items()
+    }
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    configs = _trial_configs(args.config)
+    plans = {}
+    for name, config in configs.items():
+        plans[name] = parse_plan(config)
+        check_plan(plans[name], config.get("arms"), str(config.get("control_arm", "placebo")))
+    target = record_path(args.config)
+    if args.action == "freeze":
+        if target.exists() and not args.force:
+            raise PlanError(f"{target} exists (the plan was frozen before); --force replaces it")
+        atomic_write_text(target, to_json(freeze_record(plans, args.config)))
+        for name, plan in plans.items():
+            print(f"froze plan of {name if name != SINGLE_TRIAL else args.config}: {plan.hash}")
+        print(f"wrote {target}")
+        return EXIT_OK
+    changed = False
+    for name, config in configs.items():
+        status = plan_status(attach_frozen(config, args.config))
+        changed |= bool(status["changed_after_freeze"])
+        label = name if name != SINGLE_TRIAL else str(args.config)
+        when = f" (frozen {status['frozen_utc']})" if status["frozen_utc"] else ""
+        print(f"{label}: plan {status['plan_hash'][:12]}: {status['status']}{when}")
+    return EXIT_REFUSED if changed else EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -213,14 +267,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="fit file (.nc)")
     p.add_argument("--cores", type=int, help="chains sampled in parallel")
+    p.add_argument(
+        "--primary",
+        action="store_true",
+        help="the trial's primary model: also refit it under the prior-sensitivity priors",
+    )
     p.set_defaults(func=_cmd_fit)
 
-    p = sub.add_parser("secondary", help="analyse one secondary endpoint (one workflow job)")
+    p = sub.add_parser(
+        "secondary", help="analyse a trial's secondary endpoints in one process (one workflow job)"
+    )
     p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
     p.add_argument(
-        "--endpoint", required=True, choices=[e.id for e in ENDPOINTS], help="secondary endpoint id"
+        "--endpoint",
+        required=True,
+        nargs="+",
+        choices=[e.id for e in ENDPOINTS],
+        help="secondary endpoint ids",
     )
-    p.add_argument("--out", type=Path, required=True, help="folder for its tables and fit")
+    p.add_argument(
+        "--out", type=Path, required=True, help="parent folder: OUT/<endpoint>/ tables and fit"
+    )
     p.add_argument("--cores", type=int, help="chains sampled in parallel")
     p.set_defaults(func=_cmd_secondary)
 
@@ -250,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
 
+    p = sub.add_parser(
+        "plan", help="freeze the analysis plan (hash and date beside the config), or verify it"
+    )
+    p.add_argument("action", choices=["freeze", "verify"], help="freeze the plan, or check it")
+    p.add_argument("--config", type=Path, required=True, help="trial config or main config")
+    p.add_argument("--force", action="store_true", help="freeze: replace an existing record")
+    p.set_defaults(func=_cmd_plan)
+
     add_power_parser(sub)  # `power run ...` and `power summarize DIR`
     return parser
 
@@ -260,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_compile_cache()  # before anything imports PyTensor: one compile cache per machine
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, PlanError) as exc:
         print(f"crampstats {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CrampstatsError as exc:

@@ -32,6 +32,17 @@ def _variance(rate: float, rr: float, k: float, exposure: float, ratio: float) -
     return (1.0 / mu0 + kappa) + (1.0 / mu1 + kappa) / ratio
 
 
+def zhu_lakkis_variance(
+    rate: float, rr: float, k: float, exposure: float, ratio: float = 1.0
+) -> float:
+    """Per-control-patient variance ``V`` of the log rate ratio (module docstring).
+
+    The estimated log rate ratio with ``n_control`` control patients has variance
+    ``V / n_control``; :func:`zhu_lakkis_power` and :func:`zhu_lakkis_n` use the same ``V``.
+    """
+    return _variance(rate, rr, k, exposure, ratio)
+
+
 def zhu_lakkis_power(
     rate: float,
     rr: float,

@@ -18,6 +18,7 @@ both call them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ import xarray as xr
 
 from crampstats.numerics import interval_bounds
 
+VERDICT_COLUMNS = ["arm", "rule", "quantity", "probability", "threshold", "met", "multiplicity"]
+
 __all__ = [
     "absolute_difference",
     "decision_table",
@@ -33,6 +36,7 @@ __all__ = [
     "rank_probabilities",
     "rate_ratio_summary",
     "rule_met",
+    "success_verdicts",
 ]
 
 DEFAULT_THRESHOLD = 0.75  # docs/calibration.md, Gaps: MCID assumption, RR 0.75
@@ -293,3 +297,91 @@ def decision_table(
     table = table.merge(ranks[["arm", "p_best", "sucra"]], on="arm")
     table.attrs.update(level=level, threshold=threshold, control_arm=control_arm)
     return table
+
+
+def success_verdicts(
+    posterior: xr.DataTree | xr.Dataset | xr.DataArray,
+    criteria: Sequence[tuple[float, float]],
+    strategy: str = "none",
+    order: Sequence[str] = (),
+    calibrated: float | None = None,
+    var_name: str = "log_rr",
+) -> pd.DataFrame:
+    """Verdict of every active arm under a success rule and a family-wise strategy.
+
+    A comparison succeeds when every criterion ``P(RR < rate_ratio | data) >= probability``
+    holds (note ``>=``, as the plan states it; :func:`rule_met` keeps its strict ``>`` for the
+    power module). Strategies (docs/analysis-plan.md): ``none`` - each arm on its own;
+    ``fixed_sequence`` - arms tested in ``order``, an arm succeeds only if every arm before it
+    did; ``calibrated`` and ``exchangeable`` - the probability of each ``rate_ratio == 1``
+    criterion is replaced by ``calibrated``, the common threshold from
+    :func:`crampstats.multiplicity.calibrated_probability` (``exchangeable`` expects draws from
+    the hierarchical-prior fit).
+
+    Parameters
+    ----------
+    posterior
+        Fit, posterior dataset or ``log_rr`` draws (dims ``arm`` and chain/draw or sample).
+    criteria
+        ``(rate_ratio, probability)`` pairs, all required.
+    strategy
+        ``none``, ``fixed_sequence``, ``calibrated`` or ``exchangeable``.
+    order
+        Testing order (``fixed_sequence``): every active arm once.
+    calibrated
+        Common threshold of the P(RR < 1) criterion (``calibrated``, ``exchangeable``).
+    var_name
+        Name of the log rate ratio variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`VERDICT_COLUMNS`: per arm one row per criterion (``probability`` the
+        posterior probability, ``threshold`` the required one, ``met``) and a row with
+        ``rule == "success"`` (all criteria and the strategy; probability and threshold empty).
+        Arms in ``order`` for ``fixed_sequence``, else in the posterior's order.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> draws = xr.DataArray(np.log([[0.5, 0.6, 0.7, 0.8, 1.1]]), dims=("arm", "sample"),
+    ...                      coords={"arm": ["quinine"]})
+    >>> success_verdicts(draws, [(1.0, 0.75)])[["rule", "probability", "met"]]
+                    rule  probability   met
+    0  P(RR < 1) >= 0.75          0.8  True
+    1            success          NaN  True
+    """
+    if strategy not in ("none", "fixed_sequence", "calibrated", "exchangeable"):
+        raise ValueError(f"unknown multiplicity strategy {strategy!r}")
+    if strategy in ("calibrated", "exchangeable") and calibrated is None:
+        raise ValueError(f"strategy {strategy} needs the calibrated threshold")
+    draws = _draws(posterior, var_name)
+    arms = [str(a) for a in draws["arm"].values]
+    values = dict(zip(arms, draws.values.reshape(len(arms), -1), strict=True))
+    if strategy == "fixed_sequence":
+        if sorted(order) != sorted(arms):
+            raise ValueError(f"fixed_sequence order {list(order)} must list the arms {arms} once")
+        arms = [str(a) for a in order]
+    rows = []
+    still_testing = True
+    for position, arm in enumerate(arms, start=1):
+        met_all = True
+        note = strategy
+        if strategy == "fixed_sequence":
+            note = f"fixed_sequence: position {position} of {len(arms)}"
+            if not still_testing:
+                note += " (not reached: an earlier comparison failed)"
+        for rate_ratio, required in criteria:
+            calibrate = calibrated is not None and strategy != "fixed_sequence"
+            needed = float(calibrated) if calibrate and rate_ratio == 1.0 else float(required)
+            p = float(probability_below(values[arm], np.log(rate_ratio)))
+            met = p >= needed
+            met_all &= met
+            label = f"P(RR < {rate_ratio:g})"
+            rows.append([arm, f"{label} >= {needed:.4g}", label, p, needed, met, note])
+        success = met_all and still_testing
+        if strategy == "fixed_sequence":
+            still_testing = success
+        rows.append([arm, "success", "all criteria", np.nan, np.nan, success, note])
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(VERDICT_COLUMNS)
+    return pd.DataFrame(dict(zip(VERDICT_COLUMNS, map(list, columns), strict=True)))

@@ -99,7 +99,9 @@ def test_plan_of_a_within_subject_design(example):
     plan = plan_trial({**config, "design": "crossover"}, tables)
     assert _ids(plan.models) == ["crossover"]
     assert _ids(plan.endpoints) == ["cramp_potential", "location", "outcome_measures"]
-    assert set(plan.skipped) == {"ctf", "afterdischarge", "intensity", "responder", "safety"}
+    assert set(plan.skipped) == {
+        "ctf", "afterdischarge", "intensity", "responder", "safety", "subgroups"
+    }  # fmt: skip
 
 
 def test_what_config_asks_for_but_cannot_run_is_refused_at_start(example):
@@ -120,7 +122,7 @@ def test_a_minimal_trial_plans_the_count_models_and_skips_the_rest(tmp_path):
         frame.to_csv(tmp_path / name, index=False)
     plan = plan_folder(tmp_path, load_trial_config(None, tmp_path))
     assert _ids(plan.models) == ["nb_totals", "frailty_weekly"]
-    assert _ids(plan.endpoints) == ["responder", "outcome_measures"]
+    assert _ids(plan.endpoints) == ["responder", "outcome_measures", "subgroups"]
     assert set(plan.skipped) == {"ctf", "afterdischarge", "cramp_potential", "intensity",
                                  "safety", "location"}
 

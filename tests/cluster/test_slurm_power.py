@@ -48,6 +48,14 @@ CONFIG = textwrap.dedent(
       tiny:
         arms: {placebo: {}, quinine: {rr: 0.75}}
         n_per_arm: [20, 30]
+      # one group-sequential design (crampstats.power.sequential): two looks, O'Brien-Fleming
+      tiny_sequential:
+        arms: {placebo: {}, quinine: {rr: 0.75}}
+        n_per_arm: 30
+        sequential:
+          looks: [0.5, 1.0]
+          efficacy: {probability: obrien_fleming}
+          futility: {probability: 0.2}
     """
 )
 
@@ -114,9 +122,10 @@ def test_power_on_slurm_equals_local_run(tmp_path):
         "5",
     )
 
-    # the jobs really went through Slurm: 3 shards + 1 summary, each COMPLETED by slurmctld
+    # the jobs really went through Slurm: 3 shards + 1 summary per design (fixed and
+    # sequential), each COMPLETED by slurmctld
     job_ids = re.findall(r"SLURM jobid (\d+)", proc.stdout + proc.stderr)
-    assert len(job_ids) == 4, proc.stderr
+    assert len(job_ids) == 8, proc.stderr
     queue = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--format=%i|%T", "-j", ",".join(job_ids)],
         capture_output=True,
@@ -135,3 +144,6 @@ def test_power_on_slurm_equals_local_run(tmp_path):
     want = (local / "results/power/tiny/power.csv").read_text()
     assert got == want
     assert len(want.strip().splitlines()) == 1 + 2 * 2  # header + sizes x rules
+    got = (slurm / "results/power/tiny_sequential/power.csv").read_text()
+    want = (local / "results/power/tiny_sequential/power.csv").read_text()
+    assert got == want and "p_efficacy[1]" in want

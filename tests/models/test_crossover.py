@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import json
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from helpers import CORES, DATA, interval, simulated_derived
 from scipy import stats
 
+from crampstats.compare.loo_check import checked_loo_table
 from crampstats.engine import compile_cache_info, diagnose, load_fit, save_fit
 from crampstats.models._common import ModelDataError
-from crampstats.models.crossover import Crossover, crossover_twin
+from crampstats.models.crossover import (
+    Crossover,
+    crossover_twin,
+    own_effect_identified,
+    sigma_d_prior_sensitivity,
+)
 from crampstats.simulate.design import load_design
 
 EXAMPLES = ("example_crossover", "example_nof1")
@@ -123,28 +131,132 @@ def test_patient_effects_table(fits, examples):
     table = Crossover().patient_effects(fits["example_crossover"], level=0.9)
     assert list(table.columns) == [
         "trial_id", "subject_id", "arm", "effect_median", "effect_lower", "effect_upper",
-        "p_own_benefit", "n_periods", "n_periods_arm", "observed_ratio",
+        "p_own_benefit", "p_own_benefit_sd_half", "p_own_benefit_sd_double", "sensitivity_k",
+        "identified", "reason", "n_periods", "n_periods_arm", "n_periods_control",
+        "observed_ratio",
     ]  # fmt: skip
     analysed = frame[frame["exposure_days"] > 0]
     took = analysed[analysed["treatment"] != "placebo"]["subject_id"].nunique()
     assert len(table) == took
     assert (table["effect_lower"] < table["effect_median"]).all()
     assert (table["effect_median"] < table["effect_upper"]).all()
-    assert table["p_own_benefit"].between(0, 1).all()
     assert table.attrs["level"] == 0.9
     # hand check of the bookkeeping for one patient
     row = table.iloc[3]
     rows = analysed[analysed["subject_id"] == row["subject_id"]]
     assert row["n_periods"] == len(rows)
+    assert row["n_periods_control"] == (rows["treatment"] == "placebo").sum()
     rate = rows.groupby("treatment")[["count", "exposure_days"]].sum()
     rate = rate["count"] / rate["exposure_days"]
     assert row["observed_ratio"] == pytest.approx(rate[row["arm"]] / rate["placebo"])
-    # p_own_benefit is P(log_rr + d_i < 0) draw by draw
     post = fits["example_crossover"]["posterior"]
     key = f"{row['trial_id']}/{row['subject_id']}"
     own = post["log_rr"].sel(arm=row["arm"]) + post["d"].sel(subject=key, arm=row["arm"])
-    assert row["p_own_benefit"] == pytest.approx(float((own < 0).mean()))
     assert row["effect_median"] == pytest.approx(float(np.exp(own.median())))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-patient benefit: identification and sensitivity to the sigma_d prior
+# ---------------------------------------------------------------------------------------------
+def test_abba_patient_benefit_withheld_with_reason(fits):
+    # AB/BA: one period per treatment per patient, so no patient's own effect is identified
+    table = Crossover().patient_effects(fits["example_crossover"])
+    assert not table["identified"].any()
+    assert (table[["n_periods_arm", "n_periods_control"]] == 1).all().all()
+    for col in ("p_own_benefit", "p_own_benefit_sd_half", "p_own_benefit_sd_double"):
+        assert table[col].isna().all(), col
+    assert table["reason"].str.startswith("1 period(s) on mexiletine and 1 on placebo:").all()
+    assert table["reason"].str.contains("prior of sigma_d", regex=False).all()
+
+
+@pytest.mark.slow
+def test_sigma_d_prior_reweighting_matches_refit(fits, examples):
+    # Independent check of the importance reweighting: refit the N-of-1 example with the
+    # sigma_d prior scale doubled (0.5 -> 1.0). Each patient's reweighted P(own benefit) must
+    # match the refit's within 4 Monte Carlo SEs of the difference, each SE sqrt(p (1 - p) /
+    # ESS): the refit's ESS of the benefit indicator, and the weighted estimate's Kish ESS
+    # 1 / sum w^2 times the base fit's relative efficiency of the indicator.
+    frame, _ = examples["example_nof1"]
+    base = fits["example_nof1"]
+    table = Crossover().patient_effects(base)
+    refit = Crossover({"prior_sigma_d_sd": 1.0}).fit(frame, seed=3, cores=CORES)
+    weights, k = sigma_d_prior_sensitivity(base["posterior"]["sigma_d"].sel(arm="quinine"), 0.5, 2)
+    assert k < 0.7
+    kish = 1.0 / np.sum(weights**2)
+    for row in table.itertuples():
+        key = f"{row.trial_id}/{row.subject_id}"
+
+        def benefit(idata, key=key):
+            post = idata["posterior"]
+            own = post["log_rr"].sel(arm="quinine") + post["d"].sel(subject=key, arm="quinine")
+            return (own < 0).astype(float)
+
+        p_refit = float(benefit(refit).mean())
+        p_w = row.p_own_benefit_sd_double
+        n_base = base["posterior"].sizes["chain"] * base["posterior"].sizes["draw"]
+        # ESS of a constant indicator (P = 0 or 1 in every draw) is undefined: take the draws
+        r_eff = min(1.0, np.nan_to_num(float(azs.ess(benefit(base), method="bulk")), nan=n_base)
+                    / n_base)  # fmt: skip
+        ess_refit = np.nan_to_num(float(azs.ess(benefit(refit), method="bulk")), nan=n_base)
+        p = min(max((p_refit + p_w) / 2, 1.0 / n_base), 1.0 - 1.0 / n_base)
+        se = np.sqrt(p * (1 - p) * (1.0 / ess_refit + 1.0 / (kish * r_eff)))
+        assert abs(p_w - p_refit) < 4 * se, (row.subject_id, p_w, p_refit, se)
+
+
+def test_identification_rule():
+    n_arm = np.array([[1, 2], [2, 3], [3, 0]])
+    n_control = np.array([[2, 2], [1, 1], [3, 3]])
+    identified, reason = own_effect_identified(n_arm, n_control, ["q", "m"], "placebo")
+    assert identified.tolist() == [[False, True], [False, False], [True, False]]
+    assert reason[0, 0].startswith("1 period(s) on q and 2 on placebo")
+    assert reason[0, 1] == "" and reason[2, 0] == ""
+
+
+def test_nof1_patient_benefit_reported_and_calibrated(fits, examples):
+    # N-of-1 example: 13 patients x 3 blocks per treatment, truth known. Identified, and P(own
+    # benefit) is draw-by-draw P(log_rr + d_i < 0).
+    _, truth = examples["example_nof1"]
+    table = Crossover().patient_effects(fits["example_nof1"])
+    assert table["identified"].all() and (table["reason"] == "").all()
+    row = table.iloc[2]
+    post = fits["example_nof1"]["posterior"]
+    key = f"{row['trial_id']}/{row['subject_id']}"
+    own = post["log_rr"].sel(arm=row["arm"]) + post["d"].sel(subject=key, arm=row["arm"])
+    assert row["p_own_benefit"] == pytest.approx(float((own < 0).mean()))
+    # Recovery: if the probabilities are calibrated, the number of true beneficiaries is a sum
+    # of independent Bernoulli(p_i) (variance sum p_i (1 - p_i)); 3 SD (+ 0.5 continuity) bound
+    # it. True beneficiaries have P > 0.5 more often than not (one-sided binomial band at 1 %).
+    true_effect = np.array([truth["subject_log_rr"][s][row["arm"]] for s in table["subject_id"]])
+    p = table["p_own_benefit"].to_numpy()
+    n_true = int((true_effect < 0).sum())
+    assert abs(p.sum() - n_true) < 3 * np.sqrt(np.sum(p * (1 - p))) + 0.5, (p.sum(), n_true)
+    hits = int((p[true_effect < 0] > 0.5).sum())
+    assert hits > stats.binom.ppf(0.99, n_true, 0.5), (hits, n_true)
+
+
+def test_sigma_d_prior_sensitivity_direction(fits):
+    # Halving the sigma_d prior scale shrinks the patients toward the population effect,
+    # doubling it spreads them: sigma_d's reweighted mean moves accordingly (weights monotone
+    # in sigma_d, so this holds exactly), and P(own benefit) moves toward / away from
+    # P(log_rr < 0) on average over patients.
+    idata = fits["example_nof1"]
+    post = idata["posterior"]
+    sigma = post["sigma_d"].sel(arm="quinine")
+    s = sigma.transpose("chain", "draw").values.ravel()
+    w_half, k_half = sigma_d_prior_sensitivity(sigma, 0.5, 0.5)
+    w_double, k_double = sigma_d_prior_sensitivity(sigma, 0.5, 2.0)
+    assert max(k_half, k_double) < 0.7
+    assert w_half @ s < s.mean() < w_double @ s
+    # PSIS only smooths the largest weights: they agree with the raw ratio of the priors
+    for w, c in ((w_half, 0.5), (w_double, 2.0)):
+        raw = stats.halfnorm.pdf(s, scale=0.5 * c) / stats.halfnorm.pdf(s, scale=0.5)
+        assert np.corrcoef(w, raw / raw.sum())[0, 1] > 0.99
+    table = Crossover().patient_effects(idata)
+    p_pop = float((post["log_rr"].sel(arm="quinine") < 0).mean())
+    dist = {c: np.abs(table[c] - p_pop).mean() for c in
+            ("p_own_benefit_sd_half", "p_own_benefit", "p_own_benefit_sd_double")}
+    assert dist["p_own_benefit_sd_half"] < dist["p_own_benefit"] < dist["p_own_benefit_sd_double"]
+    assert (table["sensitivity_k"] < 0.7).all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +344,52 @@ def test_graph_logp_equals_pointwise_sum(name, fits, examples):
     assert float(logp_fn(point)) == pytest.approx(expected, rel=1e-9)
     point["log_rr"] = point["log_rr"] + 0.1  # not trivially so
     assert float(logp_fn(point)) != pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [("example_crossover", {}), ("example_nof1", {"carryover": True, "centred_effects": True})],
+)
+def test_moment_match_density_equals_pymc(name, config, fits, examples):
+    # The NumPy log posterior in the unconstrained space (for ArviZ's moment matching) is
+    # PyMC's joint log density with Jacobians, to rounding; the other parameterisation and
+    # carry-over are checked on draws re-used as values of a model with them.
+    frame, _ = examples[name]
+    model = Crossover(config)
+    prepared = model.prepare(frame)
+    idata = fits[name]
+    if config:
+        post = idata["posterior"].to_dataset()
+        post["carryover"] = post["log_rr"] * 0.3
+        idata = xr.DataTree.from_dict({"posterior": post})
+    log_prob, log_lik_i, upars = model.moment_match_functions(idata, prepared)
+    pm_model = model.build(prepared)
+    logp_fn = pm_model.compile_logp(jacobian=True, mode="FAST_COMPILE")
+    ours = log_prob(upars).values
+    for chain, draw in ((0, 0), (1, 7), (3, 1999)):
+        point = _point(pm_model, idata.isel(chain=[chain], draw=[draw]))
+        assert float(logp_fn(point)) == pytest.approx(ours[chain, draw], rel=1e-10, abs=1e-8)
+    if not config:  # the subject term is the stored pointwise log-likelihood
+        stored = idata["log_likelihood"]["y"].isel(subject=4).values
+        np.testing.assert_allclose(log_lik_i(upars, 4).values, stored, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_moment_matching_lowers_pareto_k_on_abba(fits, examples):
+    # PSIS-LOO of the AB/BA example: k > 0.7 for most of the 20 subjects (each subject's a_i
+    # and d_i rest on their own two periods). Moment matching (no refit) leaves far fewer,
+    # and whatever remains is reported as unreliable rather than ranked.
+    frame, _ = examples["example_crossover"]
+    model = Crossover()
+    row = checked_loo_table(
+        {"crossover": (fits["example_crossover"], model, model.prepare(frame))}
+    ).iloc[0]
+    assert row["n_pareto_k_high"] >= 10  # measured: 15 of 20, max 1.08
+    assert row["method"] == "moment_match"
+    assert row["n_high_k"] <= row["n_pareto_k_high"] // 3  # measured: 1, max 0.75
+    assert row["reliable"] == (row["n_high_k"] == 0)
+    if not row["reliable"]:
+        assert "after moment matching" in row["note"] and "unreliable" in row["note"]
 
 
 def test_pointwise_matches_scipy(fits, examples):
@@ -395,11 +553,23 @@ def test_nof1_sigma_d_and_patient_effects_recovered():
     table = model.patient_effects(idata)
     true_effect = np.array([truth["subject_log_rr"][s]["quinine"] for s in table["subject_id"]])
     assert stats.spearmanr(true_effect, np.log(table["effect_median"])).statistic > 0.7
+    # P(own benefit) is withheld exactly for the patients (dropouts) with < 2 periods on an arm
+    short = (table["n_periods_arm"] < 2) | (table["n_periods_control"] < 2)
+    assert (table["identified"] == ~short).all()
+    assert table["p_own_benefit"][short].isna().all()
+    ok = table["identified"].to_numpy()
+    p, benefits = table["p_own_benefit"].to_numpy()[ok], true_effect[ok] < 0
     # benefit probabilities separate true beneficiaries from the others (AUC)
-    auc = stats.mannwhitneyu(
-        table["p_own_benefit"][true_effect < 0], table["p_own_benefit"][true_effect >= 0]
-    ).statistic / ((true_effect < 0).sum() * (true_effect >= 0).sum())
+    auc = stats.mannwhitneyu(p[benefits], p[~benefits]).statistic / (
+        benefits.sum() * (~benefits).sum()
+    )
     assert auc > 0.75, auc
+    # true beneficiaries get P > 0.5 more often than not: above the one-sided 1 % binomial
+    # band of a coin; and the expected number of beneficiaries, sum p_i, is within 3 SD of a
+    # sum of Bernoulli(p_i) (+ 0.5 continuity) of the true number
+    hits = int((p[benefits] > 0.5).sum())
+    assert hits > stats.binom.ppf(0.99, benefits.sum(), 0.5), (hits, benefits.sum())
+    assert abs(p.sum() - benefits.sum()) < 3 * np.sqrt(np.sum(p * (1 - p))) + 0.5
     # 95 % intervals of the patients' effects cover the truth about 95 % of the time
     inside = (np.log(table["effect_lower"]) < true_effect) & (
         true_effect < np.log(table["effect_upper"])

@@ -7,6 +7,11 @@ and the standardised difference are known exactly) and the trial simulator, whos
 difference in mean intensity, up to clipping at 0 and 10). The agreement check with the twin
 uses the bundled example trial. Every fit uses the example trial's five arms, so all of them
 share one compiled model.
+
+Defaults changed by the intercurrent-event work (issue 14, item 8): ``intensity_frame`` now uses
+the ``composite`` strategy (a subject with treatment diary but no cramp has mean 0), so the
+frame test checks both strategies; the model's precision now grows with the days rated
+(``g``), so the likelihood test includes ``g`` and the per-subject precision.
 """
 
 from __future__ import annotations
@@ -206,6 +211,12 @@ def test_agrees_with_twin(fixture, request):
     # the run-in slope and precision of the two fits agree as well
     assert np.median(draws_of(idata, "b")) == pytest.approx(twin.attrs["b"], abs=0.05)
     assert np.median(draws_of(idata, "phi")) == pytest.approx(twin.attrs["phi"], rel=0.15)
+    if twin.attrs["g"] != 0.0:  # the days vary: the precision slopes agree
+        g = draws_of(idata, "g")
+        # the prior N(0.5, 0.5) pulls the posterior towards 0.5 by about
+        # (posterior SD / prior SD)^2 of the distance (normal approximation), plus 0.2 SD
+        pull = (g.std() / 0.5) ** 2 * abs(twin.attrs["g"] - 0.5)
+        assert abs(np.median(g) - twin.attrs["g"]) < pull + 0.2 * g.std()
 
 
 def test_twin_delta_method_matches_numerical_gradient(example):
@@ -218,7 +229,10 @@ def test_twin_delta_method_matches_numerical_gradient(example):
     idx, n = prepared.data["arm_idx"], len(frame)
     X = np.column_stack([np.ones(n), *[(idx == i) * 1.0 for i in range(1, 5)]])
     X = np.column_stack([X, prepared.data["x_baseline"]])
-    res = BetaModel(prepared.subject_data["y"].values, X).fit(method="newton", disp=False)
+    Z = np.column_stack([np.ones(n), prepared.data["log_days"]])
+    res = BetaModel(prepared.subject_data["y"].values, X, exog_precision=Z).fit(
+        method="newton", disp=False
+    )
     coef, cov = np.asarray(res.params)[:6], np.asarray(res.cov_params())[:6, :6]
 
     def average(c: np.ndarray, j: int) -> float:
@@ -280,7 +294,7 @@ def _tiny_frame() -> pd.DataFrame:
     )
 
 
-POINT = {"alpha": 0.1, "beta": np.array([-0.4, 0.25]), "b": 0.8, "phi": 12.0}
+POINT = {"alpha": 0.1, "beta": np.array([-0.4, 0.25]), "b": 0.8, "phi": 12.0, "g": 0.6}
 
 
 def test_graph_logp_equals_priors_plus_pointwise_loglik():
@@ -297,6 +311,7 @@ def test_graph_logp_equals_priors_plus_pointwise_loglik():
         + stats.lognorm.logpdf(
             POINT["phi"], cfg["prior_phi_sd"], scale=math.exp(cfg["prior_phi_mu"])
         )
+        + stats.norm.logpdf(POINT["g"], cfg["prior_g_mu"], cfg["prior_g_sd"])
     )
     loglik = model.pointwise_log_likelihood(one_draw(POINT, prepared.coords["arm"]), prepared)
     assert loglik.sizes["subject"] == 8
@@ -313,12 +328,17 @@ def test_graph_logp_equals_priors_plus_pointwise_loglik():
     x = x - x.mean()
     shift = frame["arm"].map({"placebo": 0.0, "mexiletine": -0.4, "quinine": 0.25}).to_numpy()
     mu = special.expit(POINT["alpha"] + shift + POINT["b"] * x)
-    expected = stats.beta.logpdf(y, mu * POINT["phi"], (1 - mu) * POINT["phi"])
+    log_days = np.log(frame["n_rated_days"].to_numpy(float))
+    d = log_days - log_days.mean()
+    phi = POINT["phi"] * np.exp(POINT["g"] * d)
+    expected = stats.beta.logpdf(y, mu * phi, (1 - mu) * phi)
     np.testing.assert_allclose(loglik.values.ravel(), expected, rtol=1e-10)
     is_arm = [(frame["arm"] == a).to_numpy(float) for a in ("mexiletine", "quinine")]
     X = np.column_stack([np.ones(n), *is_arm, x])
-    params = np.r_[POINT["alpha"], POINT["beta"], POINT["b"], np.log(POINT["phi"])]
-    np.testing.assert_allclose(expected, BetaModel(y, X).loglikeobs(params), rtol=1e-10)
+    Z = np.column_stack([np.ones(n), d])
+    params = np.r_[POINT["alpha"], POINT["beta"], POINT["b"], np.log(POINT["phi"]), POINT["g"]]
+    beta_model = BetaModel(y, X, exog_precision=Z)
+    np.testing.assert_allclose(expected, beta_model.loglikeobs(params), rtol=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,9 +390,9 @@ def _diary_and_periods() -> dict[str, pd.DataFrame]:
 
 
 def test_frame_summarises_ratings_per_subject():
-    frame = intensity_frame(_diary_and_periods())
+    frame = intensity_frame(_diary_and_periods(), strategy="while_on_cramps")
     assert list(frame["subject_id"]) == ["a", "b", "d"]  # c has no rated treatment day
-    assert frame.attrs["n_without_ratings"] == 1
+    assert frame.attrs["n_without_ratings"] == 1 and frame.attrs["n_no_cramps"] == 1
     row = frame.set_index("subject_id")
     assert row.loc["a", "intensity_mean"] == 4.5 and row.loc["a", "n_rated_days"] == 2
     assert row.loc["a", "runin_intensity_mean"] == 7.0 and row.loc["a", "runin_rated_days"] == 2
@@ -385,7 +405,97 @@ def test_frame_summarises_ratings_per_subject():
         "b",
         "d",
     ]
+    # composite: c has no cramp on 2 treatment days, so mean 0 (kept whatever min_rated_days
+    # asks) once 2 cramp-free days are enough; with the default week it is missing
     assert list(intensity_frame(_diary_and_periods(), min_rated_days=3)["subject_id"]) == []
+    two_days = intensity_frame(_diary_and_periods(), min_rated_days=3, min_cramp_free_days=2)
+    assert list(two_days["subject_id"]) == ["c"]
+
+
+def test_composite_strategy_scores_subjects_without_cramps_as_zero():
+    frame = intensity_frame(_diary_and_periods(), min_cramp_free_days=2)
+    assert frame.attrs == {"strategy": "composite", "n_no_cramps": 1, "n_without_ratings": 0}
+    row = frame.set_index("subject_id")
+    assert list(row.index) == ["a", "b", "c", "d"]
+    assert row.loc["c", "no_cramps"] and row.loc["c", "intensity_mean"] == 0.0
+    assert row.loc["c", "n_rated_days"] == 0 and row.loc["c", "weight_days"] == 2  # diarised
+    assert row.loc["c", "runin_intensity_mean"] == 5.0
+    rated = row.loc[["a", "b", "d"]]
+    assert (rated["weight_days"] == rated["n_rated_days"]).all()
+    assert not row.loc[["a", "b", "d"], "no_cramps"].any()
+    # a subject with cramps but no rating has a missing outcome under either strategy
+    derived = _diary_and_periods()
+    diary = derived["diary"].copy()
+    diary.loc[(diary["subject_id"] == "d") & (diary["period"] == "treatment"), "intensity"] = np.nan
+    out = intensity_frame({**derived, "diary": diary}, min_cramp_free_days=2)
+    assert "d" not in set(out["subject_id"]) and out.attrs["n_without_ratings"] == 1
+    # c's two cramp-free days fall short of the default week: a missing outcome
+    short = intensity_frame(_diary_and_periods())
+    assert "c" not in set(short["subject_id"]) and short.attrs["n_without_ratings"] == 1
+    with pytest.raises(ValueError, match="intensity strategy"):
+        intensity_frame(_diary_and_periods(), strategy="hypothetical")
+
+
+def test_intensity_strategy_comes_from_the_config():
+    from crampstats.catalogue import endpoint_entry
+
+    entry = endpoint_entry("intensity")
+    assert entry.model_frame(_diary_and_periods(), {}).attrs["strategy"] == "composite"
+    settings = {"intensity_strategy": "while_on_cramps"}
+    assert entry.model_frame(_diary_and_periods(), settings).attrs["strategy"] == "while_on_cramps"
+
+
+def test_days_rated_weigh_the_subject_means(rng):
+    """A mean of one rated day must not weigh as much as a mean of forty.
+
+    Subject means are simulated from the variance-components model the precision slope stands
+    for: true means with between-subject SD 0.6 points, daily ratings with SD 2 around them,
+    half the subjects rating 1 day and half 40. The twin (statsmodels BetaModel with the log
+    days as precision covariate) must find the precision growing with the days (``g`` > 0 by
+    more than 4 SEs; the variance ratio 1-day / 40-day is (0.36 + 4) / (0.36 + 0.1) = 9.5),
+    and moving one 1-day subject's mean shifts the estimated difference far less than moving
+    one 40-day subject's mean by the same amount. Without the days (all equal) both moves
+    weigh the same, so the test can fail.
+    """
+    n = 400
+    arm = np.repeat(["placebo", "quinine"], n // 2)
+    days = np.tile([1, 40], n // 2)
+    true = 5.0 + 0.6 * rng.standard_normal(n) - 0.5 * (arm == "quinine")
+    mean = np.clip(true + 2.0 / np.sqrt(days) * rng.standard_normal(n), 0.0, 10.0)
+    frame = pd.DataFrame(
+        {
+            "subject_id": [f"s{i:03d}" for i in range(n)],
+            "arm": arm,
+            "intensity_mean": mean,
+            "n_rated_days": days,
+            "runin_intensity_mean": 5.0 + 0.5 * rng.standard_normal(n),
+        }
+    )
+    twin = intensity_twin(frame)
+    assert twin.attrs["converged"] and twin.attrs["g"] > 0.2
+
+    from statsmodels.othermod.betareg import BetaModel
+
+    prepared = IntensityModel().prepare(frame)
+    X = np.column_stack([np.ones(n), arm == "quinine", prepared.data["x_baseline"]]).astype(float)
+    Z = np.column_stack([np.ones(n), prepared.data["log_days"]])
+    res = BetaModel(prepared.subject_data["y"].values, X, exog_precision=Z).fit(
+        method="newton", disp=False
+    )
+    assert res.params[-1] == pytest.approx(twin.attrs["g"], rel=1e-6)
+    assert res.params[-1] / res.bse[-1] > 4
+
+    def moved(i: int, **kw) -> float:
+        shifted = frame.copy()
+        shifted.loc[i, "intensity_mean"] = min(shifted.loc[i, "intensity_mean"] + 3.0, 10.0)
+        base = intensity_twin(frame.assign(**kw))["estimate_median"].iloc[0]
+        return abs(intensity_twin(shifted.assign(**kw))["estimate_median"].iloc[0] - base)
+
+    one_day, forty_days = n // 2, n // 2 + 1  # quinine subjects rating 1 and 40 days
+    assert days[one_day] == 1 and days[forty_days] == 40
+    assert moved(one_day) < 0.5 * moved(forty_days)
+    unweighted = {"n_rated_days": 30}
+    assert moved(one_day, **unweighted) == pytest.approx(moved(forty_days, **unweighted), rel=0.2)
 
 
 def test_refuses_without_intensity_ratings():

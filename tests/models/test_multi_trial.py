@@ -17,10 +17,12 @@ import pytest
 from helpers import CORES, interval, simulated_derived
 from scipy import stats
 
+from crampstats.compare.contrasts import TWIN_HK, TWIN_WALD, multi_trial_summary
 from crampstats.engine import compile_cache_info, diagnose
 from crampstats.models import ModelDataError
 from crampstats.models.multi_trial import (
     MultiTrial,
+    hartung_knapp,
     indirect_comparisons,
     inverse_variance_pool,
     multi_trial_twin,
@@ -222,6 +224,49 @@ def test_predictive_effect_in_a_new_trial(network_fit):
     corr = np.corrcoef(noise.T)[np.triu_indices(3, 1)]
     np.testing.assert_allclose(corr, 0.5, atol=0.06)
     assert pred.dims == ("chain", "draw", "arm")
+
+
+def test_summary_table_holds_every_several_trial_quantity(network_fit, network_trials):
+    """tables/multi_trial.csv: each Bayesian row is the summary of the draws it names (exact),
+    the twin's rows are the DL pool with Wald and Hartung-Knapp intervals of the per-trial
+    GLMs (recomputed here from the twin's own per-trial estimates)."""
+    model = MultiTrial()
+    frame = model.select(network_trials[0])
+    table = multi_trial_summary(network_fit, frame, model, {"trial_id": "net"}, seed=5)
+    bayes = table[table["source"] == "posterior"]
+    assert set(bayes["quantity"]) == {
+        "pooled_rr", "new_trial_rr", "trial_rr", "between_trial_sd", "indirect_rr"
+    }  # fmt: skip
+    assert (bayes["quantity"] == "trial_rr").sum() == N_CELLS
+    post = network_fit["posterior"]
+    for arm in LOG_RR:
+        pooled = bayes[(bayes["quantity"] == "pooled_rr") & (bayes["arm"] == arm)].iloc[0]
+        draws = post["log_rr"].sel(arm=arm).values.ravel()
+        expected = np.exp(np.quantile(draws, [0.5, 0.025, 0.975]))
+        values = pooled[["estimate", "lower", "upper"]].to_numpy(dtype=float)
+        np.testing.assert_allclose(values, expected, rtol=1e-12)
+        new = bayes[(bayes["quantity"] == "new_trial_rr") & (bayes["arm"] == arm)].iloc[0]
+        assert new["lower"] < pooled["lower"] and new["upper"] > pooled["upper"]
+    tau = bayes[bayes["quantity"] == "between_trial_sd"].iloc[0]
+    assert tau["lower"] < 0.15 < tau["upper"]  # the simulated between-trial SD
+    indirect = bayes[bayes["quantity"] == "indirect_rr"].set_index(["arm", "comparator"])
+    assert indirect.loc[("magnesium", "mexiletine"), "note"].startswith("indirect only")
+    twin = multi_trial_twin(frame)
+    per_trial = pd.DataFrame(twin.attrs["per_trial"])
+    for arm, sel in per_trial.groupby("arm"):
+        y, se = sel["log_rr"].to_numpy(), sel["se"].to_numpy()
+        tau2 = inverse_variance_pool(y, se)["tau"] ** 2
+        hk = hartung_knapp(y, se, tau2)
+        row = table[(table["source"] == TWIN_HK) & (table["arm"] == arm)].iloc[0]
+        bounds = [float(row["lower"]), float(row["upper"])]
+        np.testing.assert_allclose(bounds, np.exp([hk["lower"], hk["upper"]]))
+        wald = table[
+            (table["source"] == TWIN_WALD) & (table["arm"] == arm)
+            & (table["quantity"] == "pooled_rr")
+        ].iloc[0]  # fmt: skip
+        twin_row = twin.set_index("arm").loc[arm]
+        np.testing.assert_allclose(float(wald["lower"]), np.exp(twin_row["lower"]))
+        np.testing.assert_allclose(bounds, np.exp([twin_row["hk_lower"], twin_row["hk_upper"]]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,11 @@ values. The exact posterior of the unadjusted model on the bundled example trial
 quadrature (:func:`_quadrature_posterior`), independently of PyMC, and the MCMC fit is checked
 against it; the same fit is compared with the statsmodels twin. All fits use the example
 trial's five arms, so each model structure compiles once.
+
+Default changed by the intercurrent-event work (issue 14, item 8): a withdrawn patient is a
+non-responder (``withdrawal="composite"``); the definition tests check both strategies (the
+withdrawn patient ``p6`` responds on their diarised days only under ``"observed"``), and the
+example-trial fixture keeps ``"observed"`` (see there).
 """
 
 from __future__ import annotations
@@ -94,7 +99,11 @@ def adjusted():
 
 @pytest.fixture(scope="module")
 def example(example_derived):
-    frame = responder_frame({"periods": example_derived("example")["periods"]})
+    # the exact-posterior and twin checks test the model, not the withdrawal strategy; their
+    # tolerances were derived for the example's counts under the earlier "observed" strategy
+    # (8-29 responders an arm; the composite default leaves 6-19)
+    periods = example_derived("example")["periods"]
+    frame = responder_frame({"periods": periods}, withdrawal="observed")
     model = ResponderModel({"arms": ARMS})
     idata = model.fit(frame, seed=83, chains=4, draws=1000, tune=500, cores=CORES)
     return frame, model.add_log_likelihood(idata, frame)
@@ -126,7 +135,7 @@ def _periods() -> pd.DataFrame:
 
 def test_frame_applies_the_definition_exactly():
     periods = _periods()
-    frame = responder_frame({"periods": periods})
+    frame = responder_frame({"periods": periods}, withdrawal="observed")
     # responder iff count / exposure <= (1 - 0.5) * runin_count / runin_days, in integers
     expected = [
         2 * c * rd <= rc * e and e > 0 and rc > 0
@@ -143,17 +152,82 @@ def test_frame_applies_the_definition_exactly():
     assert frame.attrs["n_no_runin_rate"] == 1
     assert frame.attrs["n_excluded"] == 0
     assert frame["withdrawn"].iloc[6]
+    # composite (default): the withdrawn patient is a non-responder, nothing else changes
+    composite = responder_frame({"periods": periods})
+    assert composite["responder"].tolist() == [1, 0, 0, 0, 1, 0, 0, 1]
+    assert composite.attrs["withdrawal"] == "composite"
+    assert composite.attrs["n_withdrawn"] == 1
+    assert composite.attrs["n_withdrawn_nonresponder"] == 1
+    assert composite["rate_reduction"].iloc[6] == pytest.approx(1 - (3 / 20) / 1.0)
+    with pytest.raises(ValueError, match="withdrawal strategy"):
+        responder_frame({"periods": periods}, withdrawal="hypothetical")
 
 
 def test_frame_threshold_and_missing_rule():
     periods = _periods()
-    strict = responder_frame({"periods": periods}, threshold=0.8)
+    strict = responder_frame({"periods": periods}, threshold=0.8, withdrawal="observed")
     # only the patient with no cramps (reduction 1) and the withdrawn one (0.85) reach 80 %
     assert strict["responder"].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    strict = responder_frame({"periods": periods}, threshold=0.8)
+    assert strict["responder"].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]  # composite
     excluded = responder_frame({"periods": periods}, missing="exclude")
     assert excluded["subject_id"].tolist() == ["p0", "p1", "p4", "p5", "p6", "p7"]
     assert excluded.attrs["n_excluded"] == 2
     assert excluded["evaluable"].all()
+    # a withdrawn patient without a treatment diary stays in as a non-responder (composite)
+    no_diary = periods.assign(withdrawn=[False, False, True] + [False] * 5)
+    kept = responder_frame({"periods": no_diary}, missing="exclude")
+    assert "p2" in set(kept["subject_id"]) and kept.attrs["n_excluded"] == 1
+    assert kept.set_index("subject_id").loc["p2", "responder"] == 0
+    dropped = responder_frame({"periods": no_diary}, missing="exclude", withdrawal="observed")
+    assert "p2" not in set(dropped["subject_id"])
+
+
+def test_withdrawal_strategy_comes_from_the_config():
+    from crampstats.catalogue import endpoint_entry
+
+    entry = endpoint_entry("responder")
+    periods = {"periods": _periods()}
+    assert entry.model_frame(periods, {}).attrs["withdrawal"] == "composite"
+    observed = entry.model_frame(periods, {"responder_withdrawal": "observed"})
+    assert observed.attrs["withdrawal"] == "observed" and observed["responder"].iloc[6] == 1
+
+
+def test_withdrawal_no_longer_makes_responders():
+    """No true effect, dropout 8 % (placebo) against 32 % (active), 4,000 patients an arm.
+
+    Judged on their diarised days (``observed``), withdrawn patients come out as responders far
+    more often than completers (their short diaries are noisy), so the arm with more dropout
+    gains responders it did not earn. Under the composite strategy every withdrawn patient is a
+    non-responder, and each arm's responder proportion is its completion rate times the
+    completers' response rate, which is the same in both arms (no effect): the two arms'
+    proportions divided by their completion rates agree within the Monte Carlo band (4 SEs of
+    the difference of two binomial proportions over the completers).
+    """
+    design = {
+        "trial_id": "drop",
+        "n_per_arm": 4000,
+        "arms": {"placebo": {"dropout": 0.08}, "active": {"rr": 1.0, "dropout": 0.32}},
+        "emg": {"enabled": False},
+    }
+    _, derived = simulated_derived(design, 14)
+    observed = responder_frame(derived, withdrawal="observed")
+    composite = responder_frame(derived)
+    withdrawn = observed["withdrawn"].astype(bool)
+    p_w, p_c = observed.loc[withdrawn, "responder"].mean(), observed.loc[~withdrawn, "responder"]
+    se = np.sqrt(p_w * (1 - p_w) / withdrawn.sum() + p_c.var() / len(p_c))
+    assert p_w - p_c.mean() > 4 * se  # the bias the composite strategy removes
+    assert (composite.loc[withdrawn.to_numpy(), "responder"] == 0).all()
+    rates = composite.groupby("arm")["responder"].mean()
+    completion = 1 - composite.groupby("arm")["withdrawn"].mean()
+    completers = composite.loc[~withdrawn.to_numpy()].groupby("arm")["responder"]
+    p, n = completers.mean(), completers.size()
+    band = 4 * np.sqrt((p * (1 - p) / n).sum())
+    per_completer = rates / completion
+    assert abs(per_completer["active"] - per_completer["placebo"]) < band
+    # observed: the high-dropout arm's excess over its completers comes from the withdrawn
+    observed_rates = observed.groupby("arm")["responder"].mean()
+    assert observed_rates["active"] - p["active"] > 0
 
 
 def test_frame_refusals():

@@ -422,7 +422,9 @@ def test_power_table_arithmetic(tmp_path):
     row = table.loc[("alt", 40)]
     assert row["power"] == 14 / 20 and row["replicates"] == 20
     assert row["mcse"] == pytest.approx(math.sqrt(0.7 * 0.3 / 20))
-    assert row["lower"] == pytest.approx(0.7 - 1.959964 * row["mcse"])
+    # exact Clopper-Pearson interval of 14 / 20 (beta quantiles), not Wald
+    assert row["lower"] == pytest.approx(stats.beta.ppf(0.025, 14, 7))
+    assert row["upper"] == pytest.approx(stats.beta.ppf(0.975, 15, 6))
     assert row["n_error"] == 1 and row["n_diagnostics_failed"] == 0
     # smallest n of the sweep with power >= 0.7: 40 (0.45, 0.70, 0.85)
     assert (table.loc["alt", "n_for_target"] == 40).all()

@@ -34,7 +34,7 @@ ARMS = EXAMPLE_ARMS
 HOSTILE_ARM = "<script>alert(1)</script>"
 HOSTILE_ID = 'O\'Brien & "Sons"'
 SECTIONS = [
-    "summary", "trial", "baseline", "primary", "decisions", "sensitivity", "course",
+    "summary", "trial", "baseline", "primary", "decisions", "sensitivity", "missing_data", "course",
     "checking", "emg", "intensity", "safety", "methods", "provenance",
 ]  # fmt: skip
 
@@ -151,8 +151,23 @@ def test_summary_sentences_match_effects(results, html):
         r"placebo \(95 % CrI (?P<low>.+?) to (?P<high>.+?)\); probability of any reduction "
         r"(?P<p1>.+?), of a reduction of at least 25 % (?P<p2>.+?)\.$"
     )
+    neutral = re.compile(
+        r"(?P<arm>.+?): cramp frequency estimated (?P<pct>\d+) % (?P<dir>lower|higher) than "
+        r"with placebo; 95 % CrI from (?P<first>\d+) % (?P<d1>lower|higher) to (?P<second>\d+) % "
+        r"(?P<d2>lower|higher); probability of any reduction (?P<p1>.+?), of a reduction of at "
+        r"least 25 % (?P<p2>.+?)\.$"
+    )
     for row in effects.to_dict("records"):
         sentence = sentences[row["arm"]]
+        # a verb only when the interval excludes RR 1 (issue 14: neutral wording otherwise)
+        if row["rr_lower"] <= 1 <= row["rr_upper"]:
+            m = neutral.match(sentence)
+            assert m, sentence
+            rr = row["rr_median"]
+            assert (m["dir"] == "lower") == (rr < 1)
+            assert int(m["pct"]) == round(100 * abs(1 - rr))
+            assert _prob_matches(m["p1"], row["p_rr_below_1"])
+            continue
         m = pattern.match(sentence)
         assert m, sentence
         assert m["arm"] == row["arm"].replace("_", " ").capitalize()
@@ -269,10 +284,22 @@ def test_rebuild_is_byte_identical_and_independent_of_the_folder(results, html, 
     assert seconds < 20, f"build_report took {seconds:.1f} s"
 
 
-def test_write_report_writes_atomically(results, html, tmp_path):
+def test_write_report_writes_atomically(results, html, tmp_path, monkeypatch):
     out = tmp_path / "sub" / "report.html"
     assert write_report(results, out) == out
     assert out.read_text(encoding="utf-8") == html
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]
+    # the final rename fails: the previous report stays whole, nothing is left beside it
+    out.write_text("previous report", encoding="utf-8")
+
+    def fail(*args, **kwargs):
+        raise OSError("injected failure of the final rename")
+
+    monkeypatch.setattr("os.replace", fail)
+    with pytest.raises(OSError, match="injected"):
+        write_report(results, out)
+    monkeypatch.undo()
+    assert out.read_text(encoding="utf-8") == "previous report"
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]
 
 
@@ -348,9 +375,9 @@ def test_sentences_handle_increases_and_uncertain_direction():
         "p_rr_below_1": 0.95,
         "p_rr_below_threshold": 0.06,
     }
-    assert (
-        "reduced cramp frequency by 14 % versus placebo (95 % CrI 4 % increase to 27 % "
-        "reduction)" in report_text.summary_sentence(row, "placebo", 0.95, 0.75)
+    assert report_text.summary_sentence(row, "placebo", 0.95, 0.75).startswith(
+        "Quinine: cramp frequency estimated 14 % lower than with placebo; 95 % CrI from 4 % "
+        "higher to 27 % lower; probability of any reduction 0.95"
     )
     row = {
         "arm": "b",
@@ -361,9 +388,45 @@ def test_sentences_handle_increases_and_uncertain_direction():
         "p_rr_below_threshold": 0.0,
     }
     assert report_text.summary_sentence(row, "a", 0.95, 0.75).startswith(
-        "B left cramp frequency unchanged versus a, rate ratio 1.00 (95 % CrI 10 % increase "
-        "to 10 % reduction)"
+        "B: cramp frequency estimated unchanged versus a (rate ratio 1.00); 95 % CrI from 10 % "
+        "lower to 10 % higher;"
     )
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"),
+    [
+        # below 1: the verb is earned
+        ((0.58, 0.48, 0.69), "Quinine reduced cramp frequency by 42 % versus placebo (95 % CrI "
+         "31 % to 52 %);"),
+        # above 1
+        ((1.31, 1.10, 1.52), "Quinine increased cramp frequency by 31 % versus placebo (95 % "
+         "CrI 10 % to 52 %);"),
+        # across 1, estimate below: the example report's vitamin B complex (issue 14)
+        ((0.94, 0.79, 1.11), "Quinine: cramp frequency estimated 6 % lower than with placebo; "
+         "95 % CrI from 11 % higher to 21 % lower;"),
+        # across 1, estimate above
+        ((1.08, 0.90, 1.30), "Quinine: cramp frequency estimated 8 % higher than with placebo; "
+         "95 % CrI from 10 % lower to 30 % higher;"),
+        # across 1 by a hair: 2 % higher at the upper bound still forbids "reduced"
+        ((0.76, 0.56, 1.02), "Quinine: cramp frequency estimated 24 % lower than with placebo; "
+         "95 % CrI from 2 % higher to 44 % lower;"),
+    ],
+)
+def test_wording_claims_a_direction_only_when_the_interval_excludes_1(interval, expected):
+    rr, lower, upper = interval
+    row = {
+        "arm": "quinine",
+        "rr_median": rr,
+        "rr_lower": lower,
+        "rr_upper": upper,
+        "p_rr_below_1": 0.5,
+        "p_rr_below_threshold": 0.1,
+    }
+    sentence = report_text.summary_sentence(row, "placebo", 0.95, 0.75)
+    assert sentence.startswith(expected), sentence
+    excludes_1 = upper < 1 or lower > 1
+    assert (" reduced " in sentence or " increased " in sentence) == excludes_1
 
 
 def test_within_subject_trial_sections_group_by_sequence(tmp_path):

@@ -86,10 +86,13 @@ def test_cli_job_writes_an_endpoint_folder(tmp_path, capsys):
         (data / name).write_bytes((EXAMPLE / name).read_bytes())
     assert cli.main(["validate", str(data), "--out", str(validated)]) == 0
     assert cli.main(["derive", str(validated), "--out", str(derived)]) == 0
-    loc = tmp_path / "location"
-    assert cli.main(["secondary", str(derived), "--endpoint", "location", "--out", str(loc)]) == 0
-    assert list(read_endpoint(loc)) == ["locations"]
-    assert "wrote" in capsys.readouterr().out
+    out = tmp_path / "secondary"
+    args = ["secondary", str(derived), "--endpoint", "location", "responder", "--out", str(out)]
+    assert cli.main(args) == 0
+    assert list(read_endpoint(out / "location")) == ["locations"]
+    assert {"effects_secondary", "diagnostics_secondary"} <= set(read_endpoint(out / "responder"))
+    printed = capsys.readouterr().out
+    assert "location: " in printed and "responder: " in printed and "wrote" in printed
 
 
 def test_descriptive_tables_of_a_crossover_use_the_treatment_taken():

@@ -39,6 +39,7 @@ def _dry_run_jobs(workdir: Path) -> dict[str, dict[str, list[str]]]:
             "--directory",
             str(workdir),
             "-n",
+            "-p",
             "--forceall",
             "-c",
             "1",
@@ -58,11 +59,16 @@ def _dry_run_jobs(workdir: Path) -> dict[str, dict[str, list[str]]]:
         r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", done.stdout, flags=re.M
     ):
         values = dict(item.split("=", 1) for item in wildcards.split(", "))
-        kind = {"fit": "model", "secondary": "endpoint"}.get(rule)
-        if kind:
-            jobs.setdefault(values["trial"], {"fit": [], "secondary": []})[rule].append(
-                values[kind]
+        if rule == "fit":
+            jobs.setdefault(values["trial"], {"fit": [], "secondary": []})["fit"].append(
+                values["model"]
             )
+    # one secondary job per trial: its endpoints are the shell command's --endpoint list
+    for endpoints, trial in re.findall(
+        r"crampstats secondary \S+ --endpoint ([\w ]+?) --out \S*?results/(\w+)/secondary",
+        done.stdout,
+    ):
+        jobs.setdefault(trial, {"fit": [], "secondary": []})["secondary"].extend(endpoints.split())
     return jobs
 
 
@@ -94,10 +100,13 @@ def test_a_users_own_config_file_is_the_whole_config(tmp_path):
     command = [SNAKEMAKE, "-s", str(ROOT / "workflow" / "Snakefile"), "--directory",
                str(tmp_path), "--configfile", str(mine), "-c", "1"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    dry = subprocess.run([*command, "-n"], capture_output=True, text=True, check=False, env=env)
+    dry = subprocess.run([*command, "-n", "-p"], capture_output=True, text=True, check=False,
+                         env=env)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert set(re.findall(r"wildcards: trial=(\w+)", dry.stdout)) == {"mine"}
-    assert re.findall(r"wildcards: trial=mine, endpoint=(\w+)", dry.stdout) == ["location"]
+    assert re.findall(r"crampstats secondary \S+ --endpoint ([\w ]+?) --out", dry.stdout) == [
+        "location"
+    ]
     done = subprocess.run([*command, "results/mine/validated"], capture_output=True, text=True,
                           check=False, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

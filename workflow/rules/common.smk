@@ -10,8 +10,12 @@ import json
 from crampstats.catalogue import plan_folder
 from crampstats.config import trial_config
 from crampstats.models import ENDPOINT
+from crampstats.plan import attach_frozen
 
 RESULTS = "results"
+#: The main config file (its frozen-plan record sits beside it): the last --configfile, else
+#: the bundled one.
+CONFIG_FILE = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
 #: Snakemake `benchmark:` files of every job (wall, CPU, memory); summarised by
 #: benchmarks/workflow_table.py into benchmarks/RESULTS.md.
 BENCHMARKS = "logs/benchmarks"
@@ -38,9 +42,11 @@ def trial_files(wildcards):
 
 @functools.cache
 def trial_settings(trial):
-    """The trial's resolved configuration: its entry over the settings of every trial."""
+    """The trial's resolved configuration: its entry over the settings of every trial, with
+    the frozen-plan record beside the config file (crampstats plan freeze), if any."""
     entry = {"trial_id": str(trial), **config["trials"][trial]}
-    return trial_config(config, entry, f"workflow config (trial {trial})")
+    resolved = trial_config(config, entry, f"workflow config (trial {trial})")
+    return attach_frozen(resolved, CONFIG_FILE)
 
 
 def trial_settings_json(wildcards):
@@ -63,12 +69,31 @@ def fit_files(wildcards):
     ]
 
 
+def secondary_endpoints(wildcards):
+    """The trial's planned secondary endpoints, in catalogue order (a params value: a changed
+    plan reruns the job)."""
+    return " ".join(endpoint.id for endpoint in trial_plan(wildcards.trial).endpoints)
+
+
+def secondary_input(wildcards):
+    """The trial's secondary-endpoint folder, or nothing when no endpoint is planned."""
+    if not trial_plan(wildcards.trial).endpoints:
+        return []
+    return f"{RESULTS}/{wildcards.trial}/secondary"
+
+
 def secondary_dirs(wildcards):
-    """The trial's secondary-endpoint folders, in catalogue order."""
-    return [
+    """The trial's secondary-endpoint folders, in catalogue order (the compare job's arguments)."""
+    return " ".join(
         f"{RESULTS}/{wildcards.trial}/secondary/{endpoint.id}"
         for endpoint in trial_plan(wildcards.trial).endpoints
-    ]
+    )
+
+
+def primary_flag(wildcards):
+    """`--primary` for the trial's primary model (its fit job also runs the prior-sensitivity
+    refits), else nothing."""
+    return "--primary" if wildcards.model == trial_plan(wildcards.trial).primary.id else ""
 
 
 def fit_threads(wildcards):

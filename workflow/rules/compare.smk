@@ -3,6 +3,8 @@ rule compare:
         validated=f"{RESULTS}/{{trial}}/validated",
         derived=f"{RESULTS}/{{trial}}/derived",
         fits=fit_files,
+        secondary=secondary_input,
+    params:
         secondary=secondary_dirs,
     output:
         tables=report(
@@ -21,6 +23,6 @@ rule compare:
     conda:
         "../envs/crampstats.yaml"
     shell:
-        "crampstats compare {input.derived} --fits {input.fits} --secondary {input.secondary} "
+        "crampstats compare {input.derived} --fits {input.fits} --secondary {params.secondary} "
         "--validated {input.validated} --out {output.tables} --provenance {output.provenance} "
         "> {log} 2>&1"

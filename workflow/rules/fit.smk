@@ -3,6 +3,8 @@ rule fit:
         f"{RESULTS}/{{trial}}/derived",
     output:
         f"{RESULTS}/{{trial}}/fits/{ENDPOINT}__{{model}}.nc",
+    params:
+        primary=primary_flag,
     threads: fit_threads
     resources:
         mem_mb=2000,
@@ -14,4 +16,4 @@ rule fit:
         "../envs/crampstats.yaml"
     shell:
         "crampstats fit {input} --model {wildcards.model} --out {output} --cores {threads} "
-        "> {log} 2>&1"
+        "{params.primary} > {log} 2>&1"

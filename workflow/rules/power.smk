@@ -2,6 +2,7 @@
 #
 #   snakemake -c all power_all                                # locally
 #   snakemake --profile workflow/profiles/slurm power_all     # shards as Slurm jobs
+#   snakemake -c all power_report                             # + results/power/report.html
 #
 # Designs, replicates and shards come from the power configuration (config/power.yaml, schema
 # src/crampstats/schemas/power.schema.yaml), read here with crampstats.power.load_power_config:
@@ -63,3 +64,19 @@ rule power_summarize:
         "../envs/crampstats.yaml"
     shell:
         "crampstats power summarize {params.directory} > {log} 2>&1"
+
+
+rule power_report:
+    input:
+        power_summaries(),
+    output:
+        f"{POWER_RESULTS}/report.html",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "logs/power/report.log",
+    conda:
+        "../envs/crampstats.yaml"
+    shell:
+        "crampstats power report $(dirname {output}) --out {output} > {log} 2>&1"

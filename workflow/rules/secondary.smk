@@ -1,17 +1,22 @@
+# One job per trial analyses all its planned secondary endpoints in one process (start-up, imports
+# and the first compiled model cost more than most endpoints' sampling; benchmarks/RESULTS.md,
+# "Workflow"); each endpoint still has its own folder and a timed line in the log.
 rule secondary:
     input:
         f"{RESULTS}/{{trial}}/derived",
     output:
-        directory(f"{RESULTS}/{{trial}}/secondary/{{endpoint}}"),
+        directory(f"{RESULTS}/{{trial}}/secondary"),
+    params:
+        endpoints=secondary_endpoints,
     threads: fit_threads
     resources:
         mem_mb=2000,
     log:
-        "logs/{trial}/secondary_{endpoint}.log",
+        "logs/{trial}/secondary.log",
     benchmark:
-        f"{BENCHMARKS}/{{trial}}/secondary_{{endpoint}}.tsv"
+        f"{BENCHMARKS}/{{trial}}/secondary.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:
-        "crampstats secondary {input} --endpoint {wildcards.endpoint} --out {output} "
+        "crampstats secondary {input} --endpoint {params.endpoints} --out {output} "
         "--cores {threads} > {log} 2>&1"

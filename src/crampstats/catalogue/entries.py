@@ -39,6 +39,7 @@ from crampstats.secondary import (
     outcome_measures_tables,
     safety_tables,
 )
+from crampstats.secondary.subgroups import subgroup_tables
 
 PARALLEL = ("parallel",)
 WITHIN_SUBJECT = ("crossover", "nof1")
@@ -100,6 +101,7 @@ ENDPOINTS: tuple[EndpointEntry, ...] = (
     EndpointEntry(
         "intensity", 103, PARALLEL, ("diary.intensity",), "cramp intensity (beta regression)",
         model=intensity.IntensityModel, frame=intensity.intensity_frame,
+        frame_options=(("strategy", "intensity_strategy", "composite"),),
         effects=intensity.intensity_effects, twin=intensity.intensity_twin,
     ),
     EndpointEntry(
@@ -108,6 +110,7 @@ ENDPOINTS: tuple[EndpointEntry, ...] = (
         frame_options=(
             ("threshold", "responder_threshold", 0.5),
             ("missing", "responder_missing", "nonresponder"),
+            ("withdrawal", "responder_withdrawal", "composite"),
         ),
         effects=responder.responder_effects, twin=responder.responder_twin,
     ),
@@ -123,6 +126,10 @@ ENDPOINTS: tuple[EndpointEntry, ...] = (
     EndpointEntry(
         "outcome_measures", 107, ALL_DESIGNS, ("diary",),
         "reliability, measurement error, agreement, responsiveness", tables=outcome_measures_tables,
+    ),
+    EndpointEntry(
+        "subgroups", 108, PARALLEL, ("diary", "subjects.cramp_origin|subjects.etiology"),
+        "subgroups (exploratory; arm x subgroup interactions shrunk)", tables=subgroup_tables,
     ),
 )  # fmt: skip
 

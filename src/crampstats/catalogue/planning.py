@@ -21,6 +21,7 @@ from crampstats.config import ConfigError
 from crampstats.derive import subject_columns
 from crampstats.errors import CrampstatsError
 from crampstats.models import CountEntry, EndpointEntry, ModelDataError
+from crampstats.plan import check_plan, parse_plan
 from crampstats.validate import refusal_text, validate
 
 
@@ -88,7 +89,12 @@ def n_trials(tables: Mapping[str, pd.DataFrame]) -> int:
 
 
 def _missing(needs: tuple[str, ...], available: frozenset[str]) -> list[str]:
-    return [need for need in needs if need not in available]
+    # "a|b": either will do (e.g. the subgroup analysis needs one subgroup column)
+    return [
+        need.replace("|", " or ")
+        for need in needs
+        if not any(n in available for n in need.split("|"))
+    ]
 
 
 def _plan_models(
@@ -174,7 +180,24 @@ def plan_trial(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) ->
         raise ConfigError(
             "analysis.secondary.endpoints: cannot analyse " + "; ".join(refused) + " on these data"
         )
+    # the analysis plan (docs/analysis-plan.md) is checked against the trial before any fit
+    check_plan(
+        parse_plan(config),
+        _trial_arms(config, tables),
+        str(config.get("control_arm", "placebo")),
+        models[0].id if models else None,
+    )
     return TrialPlan(models, tuple(endpoints), skipped)
+
+
+def _trial_arms(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> list[str] | None:
+    """Return the trial's arms: the config's list, else the subjects table's (None: unknown)."""
+    if config.get("arms"):
+        return [str(a) for a in config["arms"]]
+    subjects = tables.get("subjects")
+    if subjects is not None and "arm" in subjects and subjects["arm"].notna().any():
+        return sorted(str(a) for a in subjects["arm"].dropna().unique())
+    return None
 
 
 def check_subject_terms(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> None:

@@ -16,12 +16,14 @@ from typing import Any
 import pandas as pd
 
 from crampstats.catalogue import count_entry, endpoint_entry, plan_trial
+from crampstats.compare.missing import tipping_point_tables
 from crampstats.compare.tables import FitRecord, result_tables
 from crampstats.derive import read_derived
 from crampstats.engine import load_fit
 from crampstats.fit import make_model, model_frame
 from crampstats.models import ENDPOINT
-from crampstats.outputs import atomic_dir, atomic_write_text, provenance, to_json, write_tables
+from crampstats.outputs import atomic_outputs, provenance, to_json, write_tables
+from crampstats.plan import plan_status
 from crampstats.secondary import combine, read_endpoint
 from crampstats.validate import read_validated
 
@@ -61,6 +63,8 @@ def run_record(
         "models": plan,
         "seeds": {"root": config.get("seed"), **seeds},
         "failed_models": failed,
+        # the plan's hash and whether it changed after `crampstats plan freeze`
+        "analysis_plan": plan_status(config),
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_seconds": round(seconds, 1),
     }
@@ -131,6 +135,7 @@ def compare_job(
         seeds[entry.id] = int(idata["posterior"].attrs["crampstats_seed"])
         records[entry.id] = FitRecord(entry, model, idata, frame, model.prepare(frame))
     tables = result_tables(records, config, derived.get("weekly"))
+    tables.update(tipping_point_tables(records, derived, config))
     folders = [Path(f) for f in secondary or []]
     tables.update(combine([read_endpoint(f) for f in folders]))
     failed = failed_fits(tables)
@@ -150,7 +155,9 @@ def compare_job(
         not_analysed=not_analysed(validated) if validated is not None else {},
         data_inputs=upstream.get("validation_inputs", {}),
     )
-    with atomic_dir(tables_out) as tmp:
+    # tables and record replace the previous ones together or not at all (a crash between them
+    # never pairs new tables with an old provenance.json)
+    with atomic_outputs(folders=[tables_out], files=[provenance_out]) as ([tmp], [prov]):
         write_tables(tables, tmp)
-    atomic_write_text(provenance_out, to_json(record))
+        prov.write_text(to_json(record), encoding="utf-8", newline="\n")
     return AnalysisOutcome(Path(tables_out), tables, failed, time.perf_counter() - started)

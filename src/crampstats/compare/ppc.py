@@ -1,19 +1,13 @@
-"""Model checks from fits: rootogram data and LOO comparison.
+"""Model checks from fits: rootogram data (LOO is compare/loo_check.py).
 
 - :func:`rootogram`: observed against expected number of units (subjects, subject-weeks, ...) at
   each count, the data of a hanging rootogram (Kleiber & Zeileis 2016, Am Stat 70:296). The
   expected frequencies are posterior predictive: each unit's predictive pmf averaged over draws,
   summed over units.
-- :func:`loo_table`: PSIS-LOO (ArviZ) of models fitted to the same data, with one pointwise term
-  per subject, so models of weekly counts are compared subject by subject.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping
-
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -80,66 +74,3 @@ def rootogram(
     )
     out.attrs["unit_count"] = len(observed)
     return out
-
-
-def loo_table(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
-    """PSIS-LOO of each fit and the comparison between fits of the same data.
-
-    Parameters
-    ----------
-    fits
-        Model name -> fit with a ``log_likelihood`` group (variable ``y``, dim ``subject``),
-        all fitted to the same subjects.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per model, best first: ``model, elpd_loo, se, p_loo, elpd_diff, dse, weight``
-        (stacking), ``pareto_k_max`` and ``n_pareto_k_high`` (k > 0.7: the estimate for that
-        subject is unreliable), ``n_subjects``.
-    """
-    rows = []
-    loos = {}
-    for name, idata in fits.items():
-        # ArviZ warns about high Pareto k; the table reports k per model instead, and the
-        # report flags it, so the warning would only duplicate that (and abort strict runs).
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-            result = azs.loo(idata, pointwise=True)
-        loos[name] = result
-        k = np.asarray(result.pareto_k)
-        rows.append(
-            {
-                "model": name,
-                "elpd_loo": float(result.elpd),
-                "se": float(result.se),
-                "p_loo": float(result.p),
-                "pareto_k_max": float(np.max(k)),
-                "n_pareto_k_high": int(np.sum(k > 0.7)),
-                "n_subjects": int(k.size),
-            }
-        )
-    table = pd.DataFrame(rows)
-    if len(loos) > 1:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-            cmp = azs.compare(loos, round_to="none")
-        cmp = cmp.rename_axis("model").reset_index()[["model", "elpd_diff", "dse", "weight"]]
-        table = table.merge(cmp, on="model")
-    else:
-        table = table.assign(elpd_diff=0.0, dse=0.0, weight=1.0)
-    table = table.sort_values("elpd_loo", ascending=False, kind="stable").reset_index(drop=True)
-    return table[
-        [
-            "model",
-            "elpd_loo",
-            "se",
-            "p_loo",
-            "elpd_diff",
-            "dse",
-            "weight",
-            "pareto_k_max",
-            "n_pareto_k_high",
-            "n_subjects",
-        ]
-    ]

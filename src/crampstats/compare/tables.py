@@ -18,7 +18,11 @@ import xarray as xr
 from scipy import stats
 
 from crampstats import decisions
-from crampstats.compare.ppc import loo_table, rootogram
+from crampstats.compare.contrasts import contrast_tables
+from crampstats.compare.loo_check import checked_loo_table
+from crampstats.compare.ppc import rootogram
+from crampstats.compare.sensitivity import prior_sensitivity_rows
+from crampstats.compare.verdict import verdict_tables
 from crampstats.engine import CountModel, PreparedData, diagnose
 from crampstats.models import ENDPOINT, CountEntry
 
@@ -39,11 +43,16 @@ DIAGNOSTICS_COLUMNS = [
 LOO_COLUMNS = [
     "trial_id", "endpoint", "data", "model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse",
     "weight", "pareto_k_max", "n_pareto_k_high", "n_subjects",
+    # after the remedy (compare/loo_check.py): high-k count, max k, method, reliable, why not
+    "n_high_k", "max_k", "good_k", "method", "reliable", "note",
 ]  # fmt: skip
 RANKINGS_COLUMNS = ["trial_id", "endpoint", "model", "arm", "p_best", "mean_rank", "sucra"]
 PATIENTS_COLUMNS = [
     "trial_id", "endpoint", "model", "subject_id", "arm", "comparator", "effect_median",
     "effect_lower", "effect_upper", "p_own_benefit", "n_periods",
+    # P(own benefit) only where identified (models/crossover.py), with its prior sensitivity
+    "p_own_benefit_sd_half", "p_own_benefit_sd_double", "sensitivity_k", "identified", "reason",
+    "n_periods_arm", "n_periods_control",
 ]  # fmt: skip
 COURSE_COLUMNS = [
     "trial_id", "endpoint", "model", "arm", "period", "week", "per_week", "lower", "upper",
@@ -254,12 +263,12 @@ def loo_rows(records: Mapping[str, FitRecord], config: Mapping[str, Any]) -> pd.
     """PSIS-LOO per fit, compared within groups of models fitted to the same derived data."""
     s = _settings(config)
     frames = []
-    groups: dict[str, dict[str, xr.DataTree]] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for name, rec in records.items():
         if "log_likelihood" in rec.idata.children:
-            groups.setdefault(rec.entry.data, {})[name] = rec.idata
+            groups.setdefault(rec.entry.data, {})[name] = (rec.idata, rec.model, rec.prepared)
     for data, fits in groups.items():
-        table = loo_table(fits)
+        table = checked_loo_table(fits)  # moment-matched where k is high and supported
         table.insert(0, "data", data)
         table.insert(0, "endpoint", ENDPOINT)
         table.insert(0, "trial_id", s["trial_id"])
@@ -395,7 +404,8 @@ def result_tables(
     """
     diagnostics = diagnostics_rows(records, config)
     effects = effects_rows(records, diagnostics, config)
-    return {
+    # active versus active (primary fit) and the several-trial quantities (compare.contrasts)
+    return contrast_tables(records, config) | {
         "effects": effects,
         "frequentist": frequentist_rows(records, effects, config),
         "diagnostics": diagnostics,
@@ -404,6 +414,10 @@ def result_tables(
         "patients": patients_rows(records, config),
         "ppc": ppc_rows(records, config),
         "course": course_rows(records, weekly if weekly is not None else pd.DataFrame(), config),
+        # power-scaling of every fit, refits of the primary under named priors (sensitivity.py)
+        "prior_sensitivity": prior_sensitivity_rows(records, config),
+        # the verdict under the analysis plan: decisions.csv, operating_characteristics.csv
+        **verdict_tables(records, config),
     }
 
 

@@ -27,7 +27,9 @@ from crampstats.config import ConfigError
 from crampstats.derive import read_derived, subject_columns
 from crampstats.engine import ATTR_PREFIX, CountModel, save_fit
 from crampstats.errors import CrampstatsError
+from crampstats.fit.prior_sensitivity import add_prior_sensitivity
 from crampstats.models import ENDPOINT, CountEntry
+from crampstats.plan import parse_plan
 
 
 def make_model(entry: CountEntry, config: Mapping[str, Any]) -> CountModel:
@@ -61,6 +63,14 @@ def make_model(entry: CountEntry, config: Mapping[str, Any]) -> CountModel:
         model_config["covariate_missing"] = analysis["covariate_missing"]
     model_config["missing_baseline"] = analysis.get("missing_baseline", "error")
     model_config.update(analysis.get("model_config", {}).get(entry.id, {}))
+    plan = parse_plan(config)
+    if plan.strategy == "exchangeable" and entry.id == "nb_totals":
+        # the plan's exchangeable strategy is a prior of the primary model (docs/analysis-plan.md)
+        model_config.update(
+            log_rr_prior="exchangeable",
+            prior_log_rr_mu_sd=plan.prior_mu_sd,
+            prior_log_rr_tau_sd=plan.prior_tau_sd,
+        )
     try:
         # unset (null) sampler settings keep the model's own defaults
         sampler = {k: v for k, v in (analysis.get("sampler") or {}).items() if v is not None}
@@ -114,6 +124,7 @@ def fit_model(
     *,
     cores: int | None = None,
     progress: bool = False,
+    primary: bool = False,
 ) -> xr.DataTree:
     """Fit a count model to a trial's derived data.
 
@@ -130,12 +141,17 @@ def fit_model(
         the job's threads).
     progress
         Show the sampler's progress bar (for a terminal).
+    primary
+        The trial's primary model: with ``analysis.prior_sensitivity.enabled`` its refits under
+        the named priors are stored in the fit
+        (:func:`crampstats.fit.prior_sensitivity.add_prior_sensitivity`).
 
     Returns
     -------
     xarray.DataTree
-        The fit with a ``log_likelihood`` group; posterior attrs add the trial id and endpoint
-        to the engine's (model id, seed, sampler settings, versions).
+        The fit with a ``log_likelihood`` group (and ``log_prior``, ``prior_refits`` for the
+        prior sensitivity analysis); posterior attrs add the trial id and endpoint to the
+        engine's (model id, seed, sampler settings, versions).
     """
     model = make_model(entry, config)
     frame = model_frame(entry, derived, config)
@@ -152,7 +168,10 @@ def fit_model(
             f"{ATTR_PREFIX}trial_id": str(config.get("trial_id", "")),
         }
     )
-    return idata
+    return add_prior_sensitivity(
+        idata, entry, model, frame, config, make_model, primary=primary, cores=cores,
+        progress=progress,
+    )  # fmt: skip
 
 
 def fit_path(out: str | Path, name: str, endpoint: str = ENDPOINT) -> Path:
@@ -167,7 +186,12 @@ def write_fit(idata: xr.DataTree, out: str | Path) -> Path:
 
 
 def fit_job(
-    derived_dir: str | Path, entry: CountEntry, out: str | Path, *, cores: int | None = None
+    derived_dir: str | Path,
+    entry: CountEntry,
+    out: str | Path,
+    *,
+    cores: int | None = None,
+    primary: bool = False,
 ) -> Path:
     """Fit a count model to a derived folder and save the fit (one workflow job).
 
@@ -181,6 +205,8 @@ def fit_job(
         Target ``.nc`` file.
     cores
         Chains in parallel (see :func:`fit_model`).
+    primary
+        The trial's primary model (see :func:`fit_model`).
 
     Returns
     -------
@@ -188,4 +214,4 @@ def fit_job(
         ``out``.
     """
     derived, config = read_derived(derived_dir)
-    return write_fit(fit_model(entry, derived, config, cores=cores), out)
+    return write_fit(fit_model(entry, derived, config, cores=cores, primary=primary), out)

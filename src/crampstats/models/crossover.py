@@ -113,8 +113,11 @@ relabels the posterior with the data's subject keys (``trial_id/subject_id``).
 Outputs
 -------
 ``log_rr`` (dim ``arm``) for the decision tables, :meth:`Crossover.patient_effects` (each
-patient's rate ratio and P(own benefit)), :meth:`Crossover.pointwise_log_likelihood` (per
-subject, conditional on ``a_i`` and ``d_i``), :meth:`Crossover.subject_log_rate`,
+patient's rate ratio and P(own benefit), the latter only where the design identifies it,
+:func:`own_effect_identified`, with its sensitivity to the ``sigma_d`` prior,
+:func:`sigma_d_prior_sensitivity`), :meth:`Crossover.pointwise_log_likelihood` (per
+subject, conditional on ``a_i`` and ``d_i``), :meth:`Crossover.moment_match_functions` (the
+log density in the unconstrained space, for moment-matched LOO), :meth:`Crossover.subject_log_rate`,
 :meth:`Crossover.predictive_pmf` (units = subject-periods). The frequentist twin
 :func:`crossover_twin` fits the same fixed terms with subject fixed effects (statsmodels NB2).
 """
@@ -124,6 +127,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import arviz_stats  # noqa: F401  (registers the .azstats accessor used for PSIS)
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
@@ -153,10 +157,21 @@ from crampstats.models._common import (
 if TYPE_CHECKING:
     import pymc as pm
 
-__all__ = ["Crossover", "crossover_twin"]
+__all__ = [
+    "Crossover",
+    "crossover_twin",
+    "own_effect_identified",
+    "sigma_d_prior_sensitivity",
+]
 
 REQUIRED = ("subject_id", "period", "treatment", "count", "exposure_days", "log_baseline_rate")
 PERIOD_EFFECTS = ("categorical", "linear")
+#: Periods on an arm and on control needed for a patient's own effect to be identified.
+MIN_PERIODS_IDENTIFIED = 2
+#: Scale factors of the sigma_d prior in the per-patient sensitivity columns.
+SIGMA_D_PRIOR_FACTORS = {"half": 0.5, "double": 2.0}
+#: Largest Pareto k of importance weights whose reweighted estimates are reported.
+PARETO_K_LIMIT = 0.7
 _Z975 = 1.959963984540054
 
 
@@ -474,10 +489,18 @@ class Crossover(SubjectTermsModel):
             return np.concatenate([np.zeros((n_chain, n_draw, 1)), pi], axis=-1)
         return np.zeros((n_chain, n_draw, len(periods)))
 
-    def _rows_log_mu(self, idata: xr.DataTree, prepared: PreparedData) -> np.ndarray:
-        """Log mean of every subject-period row given ``a_i`` and ``d_i``: (chain, draw, row)."""
+    def _rows_log_mu(
+        self, idata: xr.DataTree, prepared: PreparedData, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Log mean of every subject-period row given ``a_i`` and ``d_i``: (chain, draw, row).
+
+        ``rows`` (indices) restricts the computation to those rows.
+        """
         post = idata["posterior"]
         d = prepared.data
+        if rows is not None:
+            keys = ("subject_idx", "arm_idx", "log_exposure", "period_idx", "period_t", "carry_idx")
+            d = {key: d[key][rows] for key in keys if key in d}
         a = post["a"].transpose("chain", "draw", "subject").values
         log_rr = post["log_rr"].transpose("chain", "draw", "arm").values
         dev = post["d"].transpose("chain", "draw", "subject", "arm").values
@@ -545,13 +568,194 @@ class Crossover(SubjectTermsModel):
         pmf = nb_pmf_table(mu, post["k"].transpose("chain", "draw").values[..., None], max_count)
         return prepared.data["y"], pmf
 
+    # ---- moment matching of PSIS-LOO (arviz_stats.loo_moment_match) -----------------------
+    def moment_match_functions(
+        self, idata: xr.DataTree, prepared: PreparedData
+    ) -> tuple[Any, Any, xr.DataArray] | None:
+        """Return the inputs of :func:`arviz_stats.loo_moment_match` for a fit of this model.
+
+        PSIS-LOO over subjects has high Pareto k here because each subject's periods inform
+        parameters of their own (``a_i``, ``d_i``): leaving the subject out moves those far
+        from their posterior. Moment matching (Paananen et al. 2021, Stat Comput 31:16) shifts
+        and scales the draws in the unconstrained space towards each leave-one-out posterior;
+        it needs the log posterior density there, which is written out below in NumPy (the
+        model's priors, the same NB likelihood as :meth:`pointwise_log_likelihood`, and the
+        Jacobians of the log transforms of ``sigma_a``, ``sigma_d`` and ``k``), so nothing is
+        compiled or sampled. Random intercepts (``random_intercepts``) are not written out:
+        ``None`` is returned for such fits and the caller keeps plain PSIS.
+
+        Returns
+        -------
+        tuple or None
+            ``(log_prob_upars, log_lik_i_upars, upars)``: the log posterior density of
+            unconstrained draws ``(chain, draw, upar)``, the log-likelihood of subject ``i``
+            at them, and the fit's draws in that space.
+        """
+        if "group_level" in prepared.coords:
+            return None
+        post = idata["posterior"].to_dataset()
+        layout = self._unconstrained_layout(prepared)
+        columns = []
+        for name, size, transform in layout:
+            value = post[name].transpose("chain", "draw", ...).values.reshape(
+                post.sizes["chain"], post.sizes["draw"], size
+            )
+            columns.append(np.log(value) if transform == "log" else value)
+        labels = [f"{name}[{j}]" for name, size, _ in layout for j in range(size)]
+        upars = xr.DataArray(
+            np.concatenate(columns, axis=-1),
+            dims=("chain", "draw", "upar"),
+            coords={"chain": post["chain"], "draw": post["draw"], "upar": labels},
+        )
+        subjects = prepared.subject_data["subject"].values
+        n_sub = prepared.n_subjects
+
+        def constrained(u: xr.DataArray) -> tuple[xr.DataTree, dict[str, np.ndarray]]:
+            return self._from_unconstrained(u, layout, prepared, subjects)
+
+        y = prepared.data["y"]
+        subject_rows = [np.flatnonzero(prepared.data["subject_idx"] == i) for i in range(n_sub)]
+
+        def row_loglik(tree: xr.DataTree, rows: np.ndarray | None) -> np.ndarray:
+            # as pointwise_log_likelihood, on the rows asked for and summed over them
+            log_mu = self._rows_log_mu(tree, prepared, rows)
+            k = tree["posterior"]["k"].transpose("chain", "draw").values[..., None]
+            return nb_logpmf(y if rows is None else y[rows], np.exp(log_mu), k).sum(axis=-1)
+
+        def log_prob_upars(u: xr.DataArray) -> xr.DataArray:
+            tree, values = constrained(u)
+            out = row_loglik(tree, None) + self._log_prior_unconstrained(values, prepared)
+            return xr.DataArray(out, dims=("chain", "draw"), coords=_sample_coords(u))
+
+        def log_lik_i_upars(u: xr.DataArray, i: int) -> xr.DataArray:
+            tree, _ = constrained(u)
+            value = row_loglik(tree, subject_rows[int(i)])
+            return xr.DataArray(value, dims=("chain", "draw"), coords=_sample_coords(u))
+
+        return log_prob_upars, log_lik_i_upars, upars
+
+    def _unconstrained_layout(self, prepared: PreparedData) -> list[tuple[str, int, str]]:
+        """Free parameters as sampled: ``(name, size, "log" or "")``, in a fixed order."""
+        cfg = self.model_config
+        n_sub, n_arm = prepared.n_subjects, len(prepared.coords["arm"])
+        layout = [("alpha", 1, ""), ("b", 1, "")]
+        if prepared.coords.get("covariate"):
+            layout.append(("beta", len(prepared.coords["covariate"]), ""))
+        layout += [
+            ("sigma_a", 1, "log"),
+            ("a" if cfg["centred_intercepts"] else "a_raw", n_sub, ""),
+            ("log_rr", n_arm, ""),
+            ("sigma_d", n_arm, "log"),
+            ("d" if cfg["centred_effects"] else "d_raw", n_sub * n_arm, ""),
+        ]
+        if cfg["period_effects"] == "categorical":
+            if prepared.coords.get("period"):
+                layout.append(("period_effect", len(prepared.coords["period"]), ""))
+        else:
+            layout.append(("period_trend", 1, ""))
+        if cfg["carryover"]:
+            layout.append(("carryover", n_arm, ""))
+        layout.append(("k", 1, "log"))
+        return layout
+
+    def _from_unconstrained(
+        self,
+        upars: xr.DataArray,
+        layout: list[tuple[str, int, str]],
+        prepared: PreparedData,
+        subjects: np.ndarray,
+    ) -> tuple[xr.DataTree, dict[str, np.ndarray]]:
+        """Constrained parameters (and ``a``, ``d``) of unconstrained draws, as a posterior."""
+        u = upars.transpose("chain", "draw", "upar").values
+        n_chain, n_draw = u.shape[:2]
+        n_sub, n_arm = prepared.n_subjects, len(prepared.coords["arm"])
+        values: dict[str, np.ndarray] = {}
+        start = 0
+        for name, size, _ in layout:
+            values[name] = u[..., start : start + size]  # unconstrained, for the prior
+            start += size
+        d = prepared.data
+        mean_a = values["alpha"] + values["b"] * d["x_baseline"]
+        if "beta" in values:
+            mean_a = mean_a + values["beta"] @ d["X_cov"].T
+        sigma_a = np.exp(values["sigma_a"])
+        sigma_d = np.exp(values["sigma_d"])
+        if "a_raw" in values:
+            a = mean_a + sigma_a * values["a_raw"]
+        else:
+            a = values["a"]
+        dev_free = values["d_raw" if "d_raw" in values else "d"].reshape(
+            n_chain, n_draw, n_sub, n_arm
+        )
+        dev = dev_free * sigma_d[:, :, None, :] if "d_raw" in values else dev_free
+        dims = ("chain", "draw")
+        post = xr.Dataset(
+            {
+                "a": ((*dims, "subject"), a),
+                "log_rr": ((*dims, "arm"), values["log_rr"]),
+                "d": ((*dims, "subject", "arm"), dev),
+                "k": (dims, np.exp(values["k"][..., 0])),
+            },
+            coords={**_sample_coords(upars), "subject": subjects, "arm": prepared.coords["arm"]},
+        )
+        if "period_effect" in values:
+            post["period_effect"] = ((*dims, "period"), values["period_effect"])
+        if "period_trend" in values:
+            post["period_trend"] = (dims, values["period_trend"][..., 0])
+        if "carryover" in values:
+            post["carryover"] = ((*dims, "arm"), values["carryover"])
+        values["_mean_a"] = mean_a
+        return xr.DataTree.from_dict({"posterior": post}), values
+
+    def _log_prior_unconstrained(
+        self, values: Mapping[str, np.ndarray], prepared: PreparedData
+    ) -> np.ndarray:
+        """Log prior density of unconstrained draws, with the log transforms' Jacobians."""
+        cfg = self.model_config
+        norm = _normal_logpdf
+        lp = norm(values["alpha"], cfg["prior_alpha_mu"], cfg["prior_alpha_sd"]).sum(-1)
+        lp += norm(values["b"], cfg["prior_b_mu"], cfg["prior_b_sd"]).sum(-1)
+        if "beta" in values:
+            lp += norm(values["beta"], 0.0, cfg["prior_beta_sd"]).sum(-1)
+        # HalfNormal(s) of sigma = exp(u), times the Jacobian exp(u)
+        for name, scale in (("sigma_a", "prior_sigma_a_sd"), ("sigma_d", "prior_sigma_d_sd")):
+            u = values[name]
+            lp += (np.log(2.0) + norm(np.exp(u), 0.0, cfg[scale]) + u).sum(-1)
+        if "a_raw" in values:
+            lp += norm(values["a_raw"], 0.0, 1.0).sum(-1)
+        else:
+            sigma_a = np.exp(values["sigma_a"])
+            lp += norm(values["a"], values["_mean_a"], sigma_a).sum(-1)
+        lp += norm(values["log_rr"], 0.0, cfg["prior_log_rr_sd"]).sum(-1)
+        if "d_raw" in values:
+            lp += norm(values["d_raw"], 0.0, 1.0).sum(-1)
+        else:
+            n_arm = values["sigma_d"].shape[-1]
+            sigma_d = np.tile(np.exp(values["sigma_d"]), values["d"].shape[-1] // n_arm)
+            lp += norm(values["d"], 0.0, sigma_d).sum(-1)
+        for name in ("period_effect", "period_trend"):
+            if name in values:
+                lp += norm(values[name], 0.0, cfg["prior_period_sd"]).sum(-1)
+        if "carryover" in values:
+            lp += norm(values["carryover"], 0.0, cfg["prior_carryover_sd"]).sum(-1)
+        # LogNormal(mu, sd) of k = exp(u), times the Jacobian: Normal(mu, sd) of u
+        lp += norm(values["k"], cfg["prior_k_mu"], cfg["prior_k_sd"]).sum(-1)
+        return lp
+
     def patient_effects(self, idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
         """Each patient's rate ratio on each active arm they took, and P(their own benefit).
+
+        P(own benefit) is reported only where the design identifies the patient's own effect
+        (:func:`own_effect_identified`: at least :data:`MIN_PERIODS_IDENTIFIED` periods on the
+        arm and on control) and is withheld (NaN, with the reason) elsewhere. Beside it, the
+        same probability under the prior of ``sigma_d`` with its scale halved and doubled
+        (:func:`sigma_d_prior_sensitivity`, importance reweighting of this fit).
 
         Parameters
         ----------
         idata
-            A fit of this model (``posterior`` with ``log_rr`` and ``d``, and ``constant_data``).
+            A fit of this model (``posterior`` with ``log_rr``, ``d`` and ``sigma_d``, and
+            ``constant_data``).
         level
             Mass of the equal-tailed interval.
 
@@ -561,10 +765,15 @@ class Crossover(SubjectTermsModel):
             One row per subject and active arm the subject received: ``trial_id`` (when the
             data had it), ``subject_id, arm``, ``effect_median, effect_lower, effect_upper``
             (the patient's rate ratio ``exp(log_rr + d_i)``), ``p_own_benefit``
-            (``P(log_rr + d_i < 0)``), ``n_periods`` (periods analysed for the subject),
-            ``n_periods_arm`` (of them on the arm) and ``observed_ratio`` (the crude ratio of
-            the subject's rates on the arm and on control; NaN without control cramps or
-            without both treatments).
+            (``P(log_rr + d_i < 0)``; NaN when not identified), ``p_own_benefit_sd_half`` and
+            ``p_own_benefit_sd_double`` (the same under the ``sigma_d`` prior scale times 0.5
+            and 2; NaN when not identified or when the reweighting's Pareto k exceeds 0.7),
+            ``sensitivity_k`` (the larger Pareto k of the two reweightings of the arm),
+            ``identified`` and ``reason`` (empty when identified), ``n_periods`` (periods
+            analysed for the subject), ``n_periods_arm`` (of them on the arm),
+            ``n_periods_control`` (on control) and ``observed_ratio`` (the crude ratio of the
+            subject's rates on the arm and on control; NaN without control cramps or without
+            both treatments).
         """
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
@@ -575,9 +784,27 @@ class Crossover(SubjectTermsModel):
         own = (log_rr[:, :, None, :] + dev).reshape(-1, *dev.shape[2:])  # (sample, subject, arm)
         tail = (1.0 - level) / 2.0
         lower, median, upper = np.quantile(own, [tail, 0.5, 1.0 - tail], axis=0)
-        p_benefit = (own < 0).mean(axis=0)
+        benefit = own < 0
+        p_benefit = benefit.mean(axis=0)
         arms = [str(a) for a in post["arm"].values]
         n_sub = dev.shape[2]
+        # per arm: normalised PSIS log weights of the halved / doubled sigma_d prior scale
+        p_alt, k_alt = {}, np.zeros(len(arms))
+        for label, factor in SIGMA_D_PRIOR_FACTORS.items():
+            p_alt[label] = np.empty_like(p_benefit)
+            for j, arm in enumerate(arms):
+                weights, k = sigma_d_prior_sensitivity(
+                    post["sigma_d"].sel(arm=arm), self.model_config["prior_sigma_d_sd"], factor
+                )
+                p_alt[label][:, j] = weights @ benefit[:, :, j]
+                k_alt[j] = max(k_alt[j], k)
+        n_arm = sd["n_periods_arm"].transpose("subject", "arm").values
+        n_control = sd["n_periods"].values - n_arm.sum(axis=1)
+        control = str(self.model_config["control_arm"])
+        identified, reason = own_effect_identified(
+            n_arm, np.repeat(n_control[:, None], len(arms), axis=1), arms, control
+        )
+        reliable = np.tile(k_alt <= PARETO_K_LIMIT, n_sub)
         frame = pd.DataFrame(
             {
                 "subject_id": np.repeat(sd["subject_id"].values.astype(str), len(arms)),
@@ -585,9 +812,19 @@ class Crossover(SubjectTermsModel):
                 "effect_median": np.exp(median).ravel(),
                 "effect_lower": np.exp(lower).ravel(),
                 "effect_upper": np.exp(upper).ravel(),
-                "p_own_benefit": p_benefit.ravel(),
+                "p_own_benefit": np.where(identified, p_benefit, np.nan).ravel(),
+                "p_own_benefit_sd_half": np.where(
+                    identified.ravel() & reliable, p_alt["half"].ravel(), np.nan
+                ),
+                "p_own_benefit_sd_double": np.where(
+                    identified.ravel() & reliable, p_alt["double"].ravel(), np.nan
+                ),
+                "sensitivity_k": np.tile(k_alt, n_sub),
+                "identified": identified.ravel(),
+                "reason": reason.ravel(),
                 "n_periods": np.repeat(sd["n_periods"].values, len(arms)),
-                "n_periods_arm": sd["n_periods_arm"].transpose("subject", "arm").values.ravel(),
+                "n_periods_arm": n_arm.ravel(),
+                "n_periods_control": np.repeat(n_control, len(arms)),
                 "observed_ratio": sd["observed_ratio"].transpose("subject", "arm").values.ravel(),
             }
         )
@@ -596,6 +833,104 @@ class Crossover(SubjectTermsModel):
         frame = frame[frame["n_periods_arm"] > 0].reset_index(drop=True)
         frame.attrs["level"] = level
         return frame
+
+
+def _normal_logpdf(x: Any, mu: Any, sd: Any) -> Any:
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2.0 * np.pi)
+
+
+def _sample_coords(upars: xr.DataArray) -> dict[str, Any]:
+    return {"chain": upars["chain"].values, "draw": upars["draw"].values}
+
+
+# --------------------------------------------------------------------------------------------
+# per-patient effects: identification and prior sensitivity
+# --------------------------------------------------------------------------------------------
+def own_effect_identified(
+    n_arm: np.ndarray, n_control: np.ndarray, arms: list[str], control: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the data identify each patient's own effect on each arm, and why not.
+
+    A patient's own log rate ratio ``log_rr + d_i`` is separated from the period-to-period
+    variation within the patient only by replicated contrasts: with a single period on the arm
+    or on control (an AB/BA crossover), ``d_i`` and that period's NB noise enter the likelihood
+    only through their sum, so how much of the patient's observed contrast is their own effect
+    depends on the prior of ``sigma_d`` against ``k`` (Senn 2016, Stat Med 35:966: a
+    two-period crossover cannot estimate individual response; Araujo, Julious & Senn 2016, PLoS
+    One 11:e0167167: repeated periods per treatment make it estimable). With at least
+    :data:`MIN_PERIODS_IDENTIFIED` periods on each, the patient's own replicates measure the
+    within-patient variation (N-of-1 series with repeated blocks).
+
+    Parameters
+    ----------
+    n_arm, n_control
+        Periods analysed on each active arm and on control, ``(subject, arm)``.
+    arms, control
+        Active arm names (columns) and the control arm's name, for the reasons.
+
+    Returns
+    -------
+    identified : numpy.ndarray of bool
+        ``(subject, arm)``.
+    reason : numpy.ndarray of str
+        ``(subject, arm)``; empty where identified.
+    """
+    n_arm = np.asarray(n_arm, dtype=int)
+    n_control = np.asarray(n_control, dtype=int)
+    identified = (n_arm >= MIN_PERIODS_IDENTIFIED) & (n_control >= MIN_PERIODS_IDENTIFIED)
+    reason = np.full(n_arm.shape, "", dtype=object)
+    for (i, j), ok in np.ndenumerate(identified):
+        if not ok:
+            reason[i, j] = (
+                f"{n_arm[i, j]} period(s) on {arms[j]} and {n_control[i, j]} on {control}: "
+                f"fewer than {MIN_PERIODS_IDENTIFIED} on each, so the patient's own effect "
+                "cannot be separated from period-to-period variation within the patient and "
+                "P(own benefit) would reflect the prior of sigma_d"
+            )
+    return identified, reason
+
+
+def sigma_d_prior_sensitivity(
+    sigma_d: xr.DataArray, prior_sd: float, factor: float
+) -> tuple[np.ndarray, float]:
+    """Reweight a fit from ``sigma_d ~ HalfNormal(s)`` to ``HalfNormal(c s)`` (importance weights).
+
+    The joint prior factorises as ``p(sigma_d) p(d | sigma_d) p(rest)`` and the likelihood
+    does not involve the prior, so the posterior under the new scale is this posterior times
+    ``HN(sigma_d; c s) / HN(sigma_d; s)``, a function of ``sigma_d`` alone (in either
+    parameterisation of ``d``)::
+
+        log w = -log c + sigma_d^2 / (2 s^2) * (1 - 1 / c^2)
+
+    The weights are Pareto-smoothed (PSIS, ArviZ; Vehtari et al. 2024, JMLR 25:72); their
+    Pareto k says whether the reweighted estimate can be trusted (k <= 0.7). Halving the scale
+    (``c < 1``) gives bounded weights; doubling it gives weights growing in ``sigma_d``, which
+    are reliable only while the posterior's upper tail of ``sigma_d`` is light.
+
+    Parameters
+    ----------
+    sigma_d
+        Posterior draws of one arm's ``sigma_d``, dims ``(chain, draw)``.
+    prior_sd
+        The fit's prior scale ``s`` (``prior_sigma_d_sd``).
+    factor
+        ``c``.
+
+    Returns
+    -------
+    weights : numpy.ndarray
+        Normalised weights, flattened as ``(chain, draw)`` (sum 1).
+    pareto_k : float
+    """
+    if prior_sd <= 0 or factor <= 0:
+        raise ValueError(f"prior_sd and factor must be > 0, got {prior_sd}, {factor}")
+    sigma = sigma_d.transpose("chain", "draw")
+    log_w = -np.log(factor) + sigma**2 / (2.0 * prior_sd**2) * (1.0 - 1.0 / factor**2)
+    # ArviZ's psislw takes log-likelihood-like values and smooths exp(-value) (the LOO
+    # convention, ratios 1 / p(y_i | theta)), hence the minus sign
+    smoothed, k = (-log_w).azstats.psislw(dim=["chain", "draw"])
+    weights = np.exp(smoothed.transpose("chain", "draw").values.ravel())
+    return weights / weights.sum(), float(k)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,8 +4,39 @@ The diary rates each cramp day 0-10 (``intensity``; missing on days without a cr
 rating). :func:`intensity_frame` summarises each subject's ratings: the mean over the rated
 treatment-period records (``intensity_mean``), the mean over the rated run-in records
 (``runin_intensity_mean``) and how many records were rated (``n_rated_days``,
-``runin_rated_days``: days in a daily diary). Subjects with no rated treatment record have no
-outcome and are not analysed (complete cases).
+``runin_rated_days``: days in a daily diary).
+
+Subjects without post-baseline cramps: a declared strategy
+----------------------------------------------------------
+A cramp is rated only when it happens, so a subject whose treatment-period diary holds no cramp
+has no rating. Leaving such subjects out (``strategy="while_on_cramps"``, the earlier behaviour)
+compares only the subjects who still have cramps on each arm; a treatment that stops cramps
+altogether in some subjects changes who is compared, so that is not a randomised comparison
+(ICH E9(R1): it conditions on a post-randomisation outcome), and the report says so. The default,
+``strategy="composite"`` (config ``analysis.secondary.intensity_strategy``), gives a subject
+with at least a week (``min_cramp_free_days`` = 7 diarised treatment days, the diary's reporting
+unit) of treatment-period diary and no cramp a mean intensity of 0, no cramp pain: subjects are
+compared as randomised, and the endpoint is the mean intensity of the cramps experienced, 0 for
+none (a composite of occurrence and severity). Fewer cramp-free days (typically an early
+withdrawal) say little about cramps on treatment and leave the outcome missing, as does a
+subject with cramps but no rating or without treatment diary (counted in ``attrs``). A
+hypothetical strategy (the intensity had cramps continued) would need a model of the
+unobservable ratings and is not offered.
+
+Weighting by the days rated
+---------------------------
+A subject's mean of ``n_i`` ratings varies around their true mean by the within-subject spread
+over ``n_i``: ``Var(mean_i) = s_b^2 + s_w^2 / n_i``. A mean of one rated day must not weigh as
+much as one of forty. The beta precision therefore depends on the days (``weight_days``: the
+rated days, or the diarised days of a composite 0)::
+
+    log phi_i = log phi + g * (log weight_days_i - mean log weight_days)
+
+``g = 0``: days do not matter (between-subject spread dominates); ``g = 1``: precision
+proportional to days (within-subject noise dominates); the variance-components form above lies
+between, so ``g`` is estimated, with its prior centred half-way. This keeps one row per subject
+(a per-subject mean with precision by days) rather than weights in the likelihood, whose scale
+would have to be fixed outside the model.
 
 Why a bounded model of the subject mean
 ---------------------------------------
@@ -23,15 +54,17 @@ With ``n`` analysed subjects, the Smithson-Verkuilen transform (Smithson & Verku
 Psychol Methods 11:54) squeezes the proportions into the open interval the beta density needs::
 
     y_i = (intensity_mean_i / 10 * (n - 1) + 0.5) / n
-    y_i ~ Beta(mu_i * phi, (1 - mu_i) * phi)
+    y_i ~ Beta(mu_i * phi_i, (1 - mu_i) * phi_i)
     logit(mu_i) = alpha + beta[arm_i] + b * (x_i - mean x)
+    log phi_i = log phi + g * d_i
 
 ``x_i`` is the logit of the run-in mean, squeezed the same way (a subject whose ratings carry
 over keeps its logit, so ``b`` near 1 means full tracking); ``alpha`` the control arm's logit
-mean at the trial's mean run-in; ``beta`` 0 for control; ``phi`` the precision
-(``Var y = mu (1 - mu) / (1 + phi)``). A missing run-in mean (no rated run-in day) is refused
-(``missing_baseline="error"``, default) or set to the mean (``"mean"``; White & Thompson 2005,
-Stat Med 24:993). The likelihood is a ``pm.Potential`` on ``log y`` and ``log(1 - y)``.
+mean at the trial's mean run-in; ``beta`` 0 for control; ``phi`` the precision at the mean log
+days rated (``Var y = mu (1 - mu) / (1 + phi)``), ``d_i`` the centred log days (above). A
+missing run-in mean (no rated run-in day) is refused (``missing_baseline="error"``, default)
+or set to the mean (``"mean"``; White & Thompson 2005, Stat Med 24:993). The likelihood is a
+``pm.Potential`` on ``log y`` and ``log(1 - y)``.
 
 Effect measure
 --------------
@@ -58,11 +91,14 @@ docs/calibration.md "Gaps"); the centres follow the simulator's uncalibrated def
 - ``phi ~ LogNormal(log 30, 1.5)``: 95 % of the mass on 1.6-570. ``phi = 30`` is a residual SD
   of 0.9 points at a mean of 5.5; the example trial (simulator defaults: run-in-adjusted means
   of dozens of ratings) gives about 90, a real trial with change over time less.
+- ``g ~ Normal(0.5, 0.5)``: precision slope on log days; centred half-way between "days do not
+  matter" (0) and "precision proportional to days" (1), 95 % of the mass on -0.5 to 1.5.
 
-Twin: :func:`intensity_twin`, statsmodels ``BetaModel`` (logit mean, log precision) on the same
-rows and design; the standardised difference is the average of the fitted values at the
-maximum-likelihood estimate, its standard error by the delta method (analytic gradient of that
-average with respect to the mean coefficients).
+Twin: :func:`intensity_twin`, statsmodels ``BetaModel`` (logit mean, log precision with the
+centred log days as precision covariate) on the same rows and design; the standardised
+difference is the average of the fitted values at the maximum-likelihood estimate, its standard
+error by the delta method (analytic gradient of that average with respect to the mean
+coefficients).
 """
 
 from __future__ import annotations
@@ -111,7 +147,11 @@ FRAME_COLUMNS = (
     "n_rated_days",
     "runin_intensity_mean",
     "runin_rated_days",
+    "no_cramps",
+    "weight_days",
 )
+#: Strategies for subjects without post-baseline cramps (module docstring).
+STRATEGIES = ("composite", "while_on_cramps")
 MEASURE = "difference_in_mean_intensity"
 EFFECT_COLUMNS = ["arm", "comparator", "measure", "estimate_median", "lower", "upper", "p_benefit"]
 #: Top of the rating scale.
@@ -168,7 +208,12 @@ def _arms(periods: pd.DataFrame | None) -> pd.DataFrame:
     return arms
 
 
-def intensity_frame(derived: Mapping[str, pd.DataFrame], min_rated_days: int = 1) -> pd.DataFrame:
+def intensity_frame(
+    derived: Mapping[str, pd.DataFrame],
+    min_rated_days: int = 1,
+    strategy: str = "composite",
+    min_cramp_free_days: int = 7,
+) -> pd.DataFrame:
     """Build the model's input: each subject's mean treatment and run-in intensity.
 
     Parameters
@@ -177,15 +222,25 @@ def intensity_frame(derived: Mapping[str, pd.DataFrame], min_rated_days: int = 1
         Derived datasets (:func:`crampstats.derive.derive_all`); uses ``diary`` (completed
         diary records with ``subject_id, period, intensity``) and ``periods`` (the arms).
     min_rated_days
-        Fewest rated treatment-period records a subject needs to be analysed.
+        Fewest rated treatment-period records a subject with cramps needs to be analysed.
+    strategy
+        ``"composite"`` (default): a subject with at least ``min_cramp_free_days`` diarised
+        treatment-period records and no cramp has mean intensity 0; ``"while_on_cramps"``: such
+        subjects are left out (module docstring).
+    min_cramp_free_days
+        Fewest diarised treatment-period records without a cramp that make a composite 0.
 
     Returns
     -------
     pandas.DataFrame
         ``trial_id`` (when present), ``subject_id, arm, intensity_mean, n_rated_days,
-        runin_intensity_mean, runin_rated_days``; one row per subject with at least
-        ``min_rated_days`` rated treatment records (the run-in mean is NaN without rated run-in
-        records). ``attrs["n_without_ratings"]`` counts randomised subjects left out.
+        runin_intensity_mean, runin_rated_days, no_cramps, weight_days``; one row per subject
+        with at least ``min_rated_days`` rated treatment records, and under ``"composite"`` one
+        per subject without treatment-period cramps (``no_cramps``, mean 0, ``weight_days`` their
+        diarised treatment records; for the others ``weight_days = n_rated_days``). The run-in
+        mean is NaN without rated run-in records. ``attrs``: ``strategy``, ``n_no_cramps``
+        (subjects without treatment-period cramps: analysed as 0 or left out),
+        ``n_without_ratings`` (randomised subjects left out for any reason).
 
     Raises
     ------
@@ -196,6 +251,8 @@ def intensity_frame(derived: Mapping[str, pd.DataFrame], min_rated_days: int = 1
     """
     if min_rated_days < 1:
         raise ValueError(f"min_rated_days must be >= 1, got {min_rated_days}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"intensity strategy must be one of {STRATEGIES}, got {strategy!r}")
     diary = derived.get("diary")
     if diary is None or diary.empty:
         raise ModelDataError(
@@ -249,11 +306,39 @@ def intensity_frame(derived: Mapping[str, pd.DataFrame], min_rated_days: int = 1
     out[["n_rated_days", "runin_rated_days"]] = (
         out[["n_rated_days", "runin_rated_days"]].fillna(0).astype("int64")
     )
+    no_cramps = _without_cramps(diary, periods, out["subject_id"]) & (out["n_rated_days"] == 0)
+    out["no_cramps"] = no_cramps.to_numpy()
+    diarised = (periods == TREATMENT).groupby(diary["subject_id"].astype(str)).sum()
+    out["weight_days"] = np.where(
+        out["no_cramps"],
+        out["subject_id"].map(diarised).fillna(0).to_numpy(),
+        out["n_rated_days"].to_numpy(),
+    ).astype("int64")
     keep = out["n_rated_days"] >= min_rated_days
+    if strategy == "composite":
+        zero = out["no_cramps"] & (out["weight_days"] >= min_cramp_free_days)
+        out.loc[zero, "intensity_mean"] = 0.0
+        keep = keep | zero
     out = out.loc[keep, [c for c in FRAME_COLUMNS if c in out.columns]]
     out = out.sort_values("subject_id").reset_index(drop=True)
-    out.attrs["n_without_ratings"] = int((~keep).sum())
+    out.attrs.update(
+        strategy=strategy,
+        n_no_cramps=int(no_cramps.sum()),
+        n_without_ratings=int((~keep).sum()),
+    )
     return out
+
+
+def _without_cramps(diary: pd.DataFrame, periods: pd.Series, subjects: pd.Series) -> pd.Series:
+    """Whether each subject has diarised treatment-period records and none with a cramp."""
+    if "cramp_count" not in diary.columns:
+        return pd.Series(False, index=subjects.index)
+    treated = periods == TREATMENT
+    counts = as_float(diary["cramp_count"])
+    ids = diary["subject_id"].astype(str)
+    records = treated.groupby(ids).sum()
+    cramps = pd.Series(np.where(treated, counts > 0, False), index=diary.index).groupby(ids).sum()
+    return subjects.map((records > 0) & (cramps == 0)).fillna(False).astype(bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,7 +353,8 @@ class IntensityModel(BayesModel):
         Overrides of :attr:`default_model_config`: ``control_arm`` (``"placebo"``), ``arms``
         (all arms, or ``None`` for those in the data), ``missing_baseline`` (``"error"`` or
         ``"mean"``) and the priors ``prior_alpha_mu``, ``prior_alpha_sd``, ``prior_beta_sd``,
-        ``prior_b_mu``, ``prior_b_sd``, ``prior_phi_mu`` (of log phi), ``prior_phi_sd``.
+        ``prior_b_mu``, ``prior_b_sd``, ``prior_phi_mu`` (of log phi), ``prior_phi_sd``,
+        ``prior_g_mu``, ``prior_g_sd`` (precision slope on the centred log days rated).
     sampler_config
         Overrides of the sampler defaults (:class:`crampstats.engine.BayesModel`).
 
@@ -290,6 +376,8 @@ class IntensityModel(BayesModel):
         "prior_b_sd": 1.0,
         "prior_phi_mu": math.log(30.0),
         "prior_phi_sd": 1.5,
+        "prior_g_mu": 0.5,
+        "prior_g_sd": 0.5,
     }
 
     def __init__(
@@ -344,11 +432,13 @@ class IntensityModel(BayesModel):
         n = len(data)
         y = squeeze(mean / SCALE, n)
         x_c, centre, n_imputed = _baseline(data, n, cfg["missing_baseline"])
+        d_c, days_centre = _log_days(data)
         subject_data = xr.Dataset(
             {
                 "arm": ("subject", data["arm"].astype(str).to_numpy()),
                 "y": ("subject", y),
                 "x_baseline": ("subject", x_c),
+                "log_days": ("subject", d_c),
             },
             coords={"subject": keys.to_numpy()},
         )
@@ -358,11 +448,13 @@ class IntensityModel(BayesModel):
                 "log1m_y": np.log1p(-y),
                 "arm_idx": arm_idx,
                 "x_baseline": x_c,
+                "log_days": d_c,
             },
             coords={"arm": list(arms.active)},
             constants={
                 "n_squeeze": n,
                 "runin_logit_centre": centre,
+                "log_days_centre": days_centre,
                 "n_baseline_imputed": n_imputed,
                 "control_arm": arms.control,
             },
@@ -383,17 +475,25 @@ class IntensityModel(BayesModel):
             log1m_y = pm.Data("log1m_y", prepared.data["log1m_y"])
             arm_idx = pm.Data("arm_idx", prepared.data["arm_idx"])
             x = pm.Data("x_baseline", prepared.data["x_baseline"])
+            log_days = pm.Data("log_days", prepared.data["log_days"])
 
             alpha = pm.Normal("alpha", cfg["prior_alpha_mu"], cfg["prior_alpha_sd"])
             beta = pm.Normal("beta", 0.0, cfg["prior_beta_sd"], dims="arm")
             b = pm.Normal("b", cfg["prior_b_mu"], cfg["prior_b_sd"])
             phi = pm.LogNormal("phi", cfg["prior_phi_mu"], cfg["prior_phi_sd"])
+            g = pm.Normal("g", cfg["prior_g_mu"], cfg["prior_g_sd"])
 
             mu = pt.sigmoid(alpha + pt.concatenate([pt.zeros(1), beta])[arm_idx] + b * x)
-            a, c = mu * phi, (1.0 - mu) * phi
-            per_row = -pt.gammaln(a) - pt.gammaln(c) + (a - 1.0) * log_y + (c - 1.0) * log1m_y
-            n = log_y.shape[0]
-            pm.Potential("intensity_loglik", pt.sum(per_row) + n * pt.gammaln(phi))
+            phi_i = phi * pt.exp(g * log_days)  # precision grows with the days rated
+            a, c = mu * phi_i, (1.0 - mu) * phi_i
+            per_row = (
+                pt.gammaln(phi_i)
+                - pt.gammaln(a)
+                - pt.gammaln(c)
+                + (a - 1.0) * log_y
+                + (c - 1.0) * log1m_y
+            )
+            pm.Potential("intensity_loglik", pt.sum(per_row))
         return model
 
     # ---- post-processing --------------------------------------------------------------------
@@ -403,9 +503,27 @@ class IntensityModel(BayesModel):
         post = idata["posterior"]
         eta = post["alpha"] + arm_effect(post["beta"], prepared.data["arm_idx"], sd)
         eta = (eta + post["b"] * sd["x_baseline"]).transpose("chain", "draw", "subject")
-        phi = post["phi"].transpose("chain", "draw").values[..., None]
+        phi = post["phi"] * np.exp(post["g"] * sd["log_days"])
+        phi = phi.transpose("chain", "draw", "subject").values
         values = beta_loglik(sd["y"].values, special.expit(eta.values), phi)
         return xr.DataArray(values, coords=eta.coords, dims=eta.dims, name="y")
+
+
+def _log_days(data: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """Centred log of the days behind each subject's mean, and the centre.
+
+    ``weight_days`` (from :func:`intensity_frame`) or, in frames without it, ``n_rated_days``.
+    """
+    column = "weight_days" if "weight_days" in data.columns else "n_rated_days"
+    require_columns(data, [column], "intensity data")
+    days = as_float(data[column])
+    if np.isnan(days).any() or (days < 1).any():
+        raise ModelDataError(
+            f"{column} must be >= 1 for every subject (the days behind the subject's mean)"
+        )
+    log_days = np.log(days)
+    centre = float(log_days.mean())
+    return log_days - centre, centre
 
 
 def _baseline(data: pd.DataFrame, n: int, missing: str) -> tuple[np.ndarray, float, int]:
@@ -533,7 +651,8 @@ def intensity_twin(
         ``arm, comparator, measure, estimate_median, lower, upper, p_benefit`` (``p_benefit``
         NaN: a frequentist fit gives no posterior probability), one row per active arm with
         data. ``attrs``: ``se`` (of the differences), ``beta`` (logit coefficients), ``b``,
-        ``phi``, ``converged``.
+        ``phi`` (precision at the mean log days), ``g`` (precision slope on the centred log
+        days; 0 when the days do not vary), ``converged``.
     """
     _, hi = interval_bounds(level)
     model = IntensityModel(
@@ -554,11 +673,18 @@ def intensity_twin(
     arm_cols = [(data["arm_idx"] == i).astype(float) for i, _ in present]
     X = np.column_stack([np.ones(n), *arm_cols, data["x_baseline"]])
     names = ["alpha", *(f"beta[{arm}]" for _, arm in present), "b"]
+    # precision: intercept and the centred log days (dropped when every subject has the same
+    # days, where the slope is not identified)
+    log_days = np.asarray(data["log_days"], dtype=float)
+    varies = bool(np.ptp(log_days) > 1e-12)
+    Z = np.column_stack([np.ones(n), log_days]) if varies else np.ones((n, 1))
     # Newton with BetaModel's analytic Hessian converges in a handful of steps (BFGS with a
     # tight gradient tolerance stalls on the flat precision direction).
-    result = BetaModel(sd["y"].values, pd.DataFrame(X, columns=names)).fit(
-        method="newton", maxiter=100, disp=False
-    )
+    result = BetaModel(
+        sd["y"].values,
+        pd.DataFrame(X, columns=names),
+        exog_precision=pd.DataFrame(Z, columns=["log phi", "g"][: Z.shape[1]]),
+    ).fit(method="newton", maxiter=100, disp=False)
     k = X.shape[1]
     coef = np.asarray(result.params)[:k]
     cov = np.asarray(result.cov_params())[:k, :k]
@@ -592,7 +718,8 @@ def intensity_twin(
         se=[float(v) for v in se],
         beta=[float(v) for v in coef[1 : 1 + n_arm]],
         b=float(coef[1 + n_arm]),
-        phi=float(np.exp(np.asarray(result.params)[-1])),
+        phi=float(np.exp(np.asarray(result.params)[k])),
+        g=float(np.asarray(result.params)[k + 1]) if varies else 0.0,
         converged=bool(result.mle_retvals["converged"]),
     )
     return out

@@ -12,10 +12,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from crampstats.config import ConfigError
 from crampstats.errors import CrampstatsError
 from crampstats.power.config import load_power_config
+from crampstats.power.report import write_power_report
 from crampstats.power.run import run_shard, terminal_progress
+from crampstats.power.sequential import (
+    is_sequential,
+    is_sequential_folder,
+    run_sequential_shard,
+    summarize_sequential,
+)
 from crampstats.power.summary import summarize
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -37,7 +46,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--shard {args.shard} is larger than --shards {args.shards}")
     label = f"power {args.design} shard {args.shard}/{args.shards}"
     progress = None if args.quiet else terminal_progress(label)
-    path = run_shard(
+    runner = run_sequential_shard if is_sequential(config, args.design) else run_shard
+    path = runner(
         config,
         args.design,
         replicates=args.replicates,
@@ -52,14 +62,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
+    if is_sequential_folder(args.directory):  # group-sequential: operating characteristics
+        _, svg = summarize_sequential(args.directory)
+        print(f"wrote {Path(args.directory) / 'power.csv'} and {svg}")
+        return EXIT_OK
     table, svg = summarize(args.directory, target_power=args.target_power)
-    targets = table.dropna(subset=["n_for_target"]).drop_duplicates(["design", "arm", "rule"])
-    for row in targets.itertuples():
-        print(
-            f"{row.design} {row.arm} {row.rule}: power >= {row.target_power:g} "
-            f"from {row.n_for_target} patients per arm"
-        )
+    curves = table[table["multiplicity"] == "none"].drop_duplicates(["design", "arm", "rule"])
+    for row in curves.itertuples():
+        if row.kind != "power":
+            continue
+        if pd.notna(row.n_target_curve):
+            where = " (extrapolated)" if row.n_target_extrapolated is True else ""
+            print(
+                f"{row.design} {row.arm} {row.rule}: power {row.target_power:g} at "
+                f"{row.n_target_curve:.0f} patients per arm (95 % interval "
+                f"{row.n_target_lower:.0f}-{row.n_target_upper:.0f}){where}"
+            )
+        elif pd.notna(row.n_for_target):
+            print(
+                f"{row.design} {row.arm} {row.rule}: power >= {row.target_power:g} "
+                f"from {row.n_for_target} patients per arm"
+            )
     print(f"wrote {Path(args.directory) / 'power.csv'} and {svg}")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    print(f"wrote {write_power_report(args.directory, args.out)}")
     return EXIT_OK
 
 
@@ -104,6 +133,11 @@ def add_power_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="power the sample-size search looks for (default: the config's)",
     )
     p.set_defaults(func=_cmd_summarize)
+
+    p = sub.add_parser("report", help="self-contained HTML page of a power study")
+    p.add_argument("directory", type=Path, help="study folder (results/power) or one design's")
+    p.add_argument("--out", type=Path, help="HTML file (default DIRECTORY/report.html)")
+    p.set_defaults(func=_cmd_report)
     return power
 
 

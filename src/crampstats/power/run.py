@@ -1,11 +1,16 @@
 """Run one shard of a power simulation: simulate, fit by full MCMC, keep the decisions.
 
-Every replicate is simulated at each patients-per-arm value of the design (same seeds: common
-random numbers), fitted with the compile-once engine (:meth:`crampstats.engine.BayesModel.fit`
-re-samples the model compiled at the first fit, so a worker compiles once) and reduced at once to
-one row per arm: posterior median and 95 % interval of the rate ratio, the posterior probability
-of each rule, the decisions and the convergence diagnostics. Posteriors are dropped as soon as
-they are summarised, so memory does not grow with the number of replicates.
+Every replicate simulates one pool of patients at the largest patients-per-arm value and
+analyses the nested trial of every value of the sweep (:mod:`crampstats.power.generate`: common
+random numbers), each with the design's analysis model (``nb_totals``, ``frailty_weekly`` or
+``crossover``) fitted by the compile-once engine (:meth:`crampstats.engine.BayesModel.fit`
+re-samples the model compiled at the first fit; the crossover model compiles once per number of
+analysed patients). Each fit is reduced at once to one row per arm: posterior median and 95 %
+interval of the rate ratio, the posterior probability of each rule, the decisions
+(:func:`crampstats.power.decide.arm_decisions`), the convergence diagnostics and, for the
+crossover model, how many patients were declared to benefit among those who truly do (and do
+not). Posteriors are dropped as soon as they are summarised, so memory does not grow with the
+number of replicates.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import rich.progress
 
 from crampstats.catalogue import count_entry
 from crampstats.config import ConfigError
-from crampstats.decisions import probability_below, rule_met
+from crampstats.decisions import probability_below
 from crampstats.engine import diagnose
 from crampstats.errors import CrampstatsError
 from crampstats.power.config import (
@@ -37,7 +42,9 @@ from crampstats.power.config import (
     resolve_design,
     rule_log_thresholds,
 )
-from crampstats.power.generate import draw_effects, mcmc_seed, simulate_periods
+from crampstats.power.decide import arm_decisions, calibrated_threshold, decision_column
+from crampstats.power.fast import LogRRPosterior, check_mode, posterior_log_rr
+from crampstats.power.generate import Pool, draw_effects, mcmc_seed, pool_trial, simulate_pool
 
 #: ``progress(done, total, elapsed_seconds)``, called after every replicate.
 Progress = Callable[[int, int, float], None]
@@ -84,7 +91,7 @@ def analysis_model(config: dict[str, Any], design: PowerDesign) -> Any:
         "control_arm": design.control,
     }
     try:
-        return count_entry(analysis["model"]).model(model_config, dict(analysis["sampler"]))
+        return count_entry(design.model).model(model_config, dict(analysis["sampler"]))
     except ValueError as exc:
         raise ConfigError(f"power config: key analysis.model_config: {exc}") from None
 
@@ -127,8 +134,12 @@ def run_shard(
         ``design, replicate, n_per_arm, arm, effect, true_rr, n_randomised, n_analysed,
         rr_median, rr_lower, rr_upper, p_rr_below_1``, per rule ``p_rr_below_threshold[<rule>]``
         and ``decision[<rule>]``, ``rhat_max, ess_bulk_min, ess_tail_min, divergences, status``
-        (``ok``, ``diagnostics_failed`` or ``error``), ``error`` and ``seed``. Rows depend only on
-        the configuration and the replicate indices, never on the sharding.
+        (``ok``, ``diagnostics_failed`` or ``error``), ``error``, ``seed``, ``mode``, ``khat``
+        and, for the crossover model, ``patients_benefit`` (patients whose true own rate ratio
+        is below 1), ``patients_benefit_declared`` (of them, declared to benefit: posterior
+        P(own RR < 1) > ``patient_benefit_probability``), ``patients_no_benefit``,
+        ``patients_no_benefit_declared`` and ``p_own_benefit_mean``. Rows depend only on the
+        configuration and the replicate indices, never on the sharding.
     """
     replicates = int(config["replicates"] if replicates is None else replicates)
     design = resolve_design(config, design_name)
@@ -137,20 +148,43 @@ def run_shard(
     cores = config["analysis"]["cores"] if cores is None else cores
     rules = rule_log_thresholds(config)
     thresholds = dict(config["analysis"]["diagnostics"])
+    check_mode(model, config["analysis"].get("mode", "mcmc"))
+    multiplicity = dict(config.get("multiplicity") or {})
+    strategies = ["none", *(s for s in multiplicity.get("strategies", []) if s != "none")]
+    if design.layout != "parallel":  # the calibration assumes arms sharing a parallel control
+        strategies = [s for s in strategies if s != "calibrated"]
+    analysis = {
+        **config["analysis"],
+        "patient_benefit_probability": float(config.get("patient_benefit_probability", 0.8)),
+        "strategies": strategies,
+        # fixed_sequence: the configured order restricted to this design's arms, the rest after
+        "order": [a for a in multiplicity.get("order", []) if a in design.active]
+        + [a for a in design.active if a not in multiplicity.get("order", [])],
+        # the calibrated threshold depends on the arm sizes only: once per sweep value
+        "calibrated": {
+            n: calibrated_threshold([design.arm_sizes(n)[a] for a in design.arms], multiplicity)
+            for n in design.n_values
+        }
+        if "calibrated" in strategies
+        else {},
+    }
 
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     for done, r in enumerate(reps, start=1):
         rr = draw_effects(design, config["seed"], r)
         seed = mcmc_seed(config["seed"], r)
+        pool = simulate_pool(design, rr, config["seed"], r)
         for n in design.n_values:
-            periods = simulate_periods(design, n, rr, config["seed"], r)
-            rows.extend(_fit_rows(model, periods, design, rr, rules, thresholds, seed, cores, r, n))
+            trial = Trial(pool, design, n, pool_trial(pool, design, n))
+            rows.extend(
+                _fit_rows(model, trial, rr, rules, thresholds, seed, cores, r, analysis=analysis)
+            )
         if progress is not None:
             progress(done, len(reps), time.perf_counter() - start)
     elapsed = time.perf_counter() - start
 
-    frame = pd.DataFrame(rows, columns=_columns(rules))
+    frame = pd.DataFrame(rows, columns=_columns(rules, strategies))
     meta = {
         "design": design_name,
         "digest": config_digest(config, design_name),
@@ -160,9 +194,19 @@ def run_shard(
         "replicate_range": [reps.start, reps.stop],
         "n_values": list(design.n_values),
         "effects": {arm: design.effects[arm].label for arm in design.active},
+        "family": design.family,
+        "scenario": design.scenario,
+        "layout": design.layout,
+        "allocation": design.allocation,
+        "arm_sizes": {str(n): design.arm_sizes(n) for n in design.n_values},
+        "interval": config.get("interval", "clopper_pearson"),
+        "multiplicity": {**multiplicity, "strategies": strategies},
+        "calibrated_thresholds": {str(n): p for n, p in analysis["calibrated"].items()},
+        "patient_benefit_probability": analysis["patient_benefit_probability"],
         "rules": config["rules"],
         "target_power": config["target_power"],
-        "model": config["analysis"]["model"],
+        "model": design.model,
+        "mode": config["analysis"].get("mode", "mcmc"),
         "sampler": config["analysis"]["sampler"],
         "seed": config["seed"],
         "elapsed_seconds": round(elapsed, 3),
@@ -170,13 +214,14 @@ def run_shard(
     return write_decisions(frame, decisions_path(out_dir, shards, shard), meta)
 
 
-def _columns(rules: list[tuple[str, float, float]]) -> list[str]:
+def _columns(rules: list[tuple[str, float, float]], strategies: list[str]) -> list[str]:
     cols = [
         "design", "replicate", "n_per_arm", "arm", "effect", "true_rr", "n_randomised",
         "n_analysed", "rr_median", "rr_lower", "rr_upper", "p_rr_below_1",
     ]  # fmt: skip
     for name, _, _ in rules:
         cols += [f"p_rr_below_threshold[{name}]", f"decision[{name}]"]
+        cols += [decision_column(name, s) for s in strategies if s != "none"]
     return [
         *cols,
         "rhat_max",
@@ -186,23 +231,104 @@ def _columns(rules: list[tuple[str, float, float]]) -> list[str]:
         "status",
         "error",
         "seed",
+        "mode",
+        "khat",
+        *PATIENT_COLUMNS,
     ]
+
+
+#: Per-patient operating characteristics of the crossover model (NaN for other models).
+PATIENT_COLUMNS = (
+    "patients_benefit", "patients_benefit_declared", "patients_no_benefit",
+    "patients_no_benefit_declared", "p_own_benefit_mean",
+)  # fmt: skip
+
+
+class Trial:
+    """One analysed trial: the pool it came from, the design, the sweep value and its data."""
+
+    def __init__(self, pool: Pool, design: PowerDesign, n: int, data: pd.DataFrame) -> None:
+        self.pool, self.design, self.n, self.data = pool, design, n, data
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Arm -> (patients randomised to it, patients with exposure on it)."""
+        arm_col = "treatment" if "treatment" in self.data else "arm"
+        exposed = self.data.loc[self.data["exposure_days"] > 0]
+        analysed = exposed.groupby(arm_col, observed=True)["subject_id"].nunique()
+        sizes = self.design.arm_sizes(self.n)
+        return {arm: (sizes[arm], int(analysed.get(arm, 0))) for arm in self.design.active}
+
+
+def patient_counts(effects: pd.DataFrame, own_log_rr: dict, q: float) -> dict[str, dict]:
+    """Per arm: patients truly benefiting or not, and how many of each the rule declares.
+
+    Parameters
+    ----------
+    effects
+        :meth:`crampstats.models.Crossover.patient_effects` of one fit (``subject_id, arm,
+        p_own_benefit``).
+    own_log_rr
+        Subject -> arm -> true own log rate ratio (:attr:`crampstats.power.generate.Pool.
+        own_log_rr`).
+    q
+        A patient is declared to benefit when ``p_own_benefit > q``.
+
+    Returns
+    -------
+    dict
+        Arm -> the :data:`PATIENT_COLUMNS` values.
+    """
+    out = {}
+    for arm, sub in effects.groupby("arm", sort=False):
+        truth = np.array([own_log_rr.get(str(s), {}).get(arm, np.nan) for s in sub["subject_id"]])
+        known = np.isfinite(truth)
+        benefit = known & (truth < 0)
+        declared = sub["p_own_benefit"].to_numpy() > q
+        out[str(arm)] = {
+            "patients_benefit": int(benefit.sum()),
+            "patients_benefit_declared": int((declared & benefit).sum()),
+            "patients_no_benefit": int((known & ~benefit).sum()),
+            "patients_no_benefit_declared": int((declared & known & ~benefit).sum()),
+            "p_own_benefit_mean": float(sub["p_own_benefit"].mean()),
+        }
+    return out
+
+
+def _crossover_posterior(
+    model: Any, trial: Trial, seed: int, cores: int | None, thresholds: dict[str, float], q: float
+) -> LogRRPosterior:
+    """MCMC fit of the crossover model; ``extra["patients"]`` holds :func:`patient_counts`."""
+    idata = model.fit(trial.data, seed=seed, cores=cores)
+    log_rr = idata["posterior"]["log_rr"].transpose("chain", "draw", "arm")
+    arms = [str(a) for a in log_rr["arm"].values]
+    draws = log_rr.values.reshape(-1, len(arms))
+    patients = patient_counts(model.patient_effects(idata), trial.pool.own_log_rr, q)
+    return LogRRPosterior(
+        arms, draws, diagnose(idata, thresholds), "mcmc", extra={"patients": patients}
+    )
 
 
 def _fit_rows(
     model: Any,
-    periods: pd.DataFrame,
-    design: PowerDesign,
+    trial: Trial,
     rr: dict[str, float],
     rules: list[tuple[str, float, float]],
     thresholds: dict[str, float],
     seed: int,
     cores: int | None,
     replicate: int,
-    n: int,
+    analysis: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fit one simulated trial and reduce the posterior to one row per active arm."""
-    analysed = periods.loc[periods["exposure_days"] > 0, "arm"].value_counts()
+    """Fit one simulated trial and reduce the posterior to one row per active arm.
+
+    ``analysis`` (the config's) picks the mode (:mod:`crampstats.power.fast`: ``mcmc`` or
+    ``laplace`` with MCMC fallback); every row records the mode that produced it. The
+    crossover model is always sampled by MCMC (its per-patient effects need the posterior).
+    """
+    analysis = analysis or {}
+    mode = analysis.get("mode", "mcmc")
+    design, n = trial.design, trial.n
+    counts = trial.counts()
     base = {
         arm: {
             "design": design.name,
@@ -211,14 +337,22 @@ def _fit_rows(
             "arm": arm,
             "effect": design.effects[arm].label,
             "true_rr": float(rr[arm]),
-            "n_randomised": int((periods["arm"] == arm).sum()),
-            "n_analysed": int(analysed.get(arm, 0)),
+            "n_randomised": counts[arm][0],
+            "n_analysed": counts[arm][1],
             "seed": seed,
+            "mode": mode,
         }
         for arm in design.active
     }
     try:
-        idata = model.fit(periods, seed=seed, cores=cores)
+        if design.model == "crossover":
+            q = float(analysis.get("patient_benefit_probability", 0.8))
+            fitted = _crossover_posterior(model, trial, seed, cores, thresholds, q)
+        else:
+            fitted = posterior_log_rr(
+                model, trial.data, seed, mode=mode, cores=cores, thresholds=thresholds,
+                laplace=analysis.get("laplace"),
+            )  # fmt: skip
     except (CrampstatsError, RuntimeError) as exc:
         # a trial the model cannot analyse (e.g. an arm left without treatment data) is a
         # failure to show efficacy: every decision is False and the row says why
@@ -227,14 +361,35 @@ def _fit_rows(
             row = {**base[arm], "status": "error", "error": f"{type(exc).__name__}: {exc}"}
             for name, _, _ in rules:
                 row[f"p_rr_below_threshold[{name}]"] = np.nan
-                row[f"decision[{name}]"] = False
+                for strategy in analysis.get("strategies", ["none"]):
+                    row[decision_column(name, strategy)] = False
             out.append(row)
         return out
-    log_rr = idata["posterior"]["log_rr"].transpose("chain", "draw", "arm")
-    arm_names = [str(a) for a in log_rr["arm"].values]
-    draws = log_rr.values.reshape(-1, len(arm_names))
-    diag = diagnose(idata, thresholds)
-    del idata  # keep summaries only
+    arm_names, draws, diag = fitted.arms, fitted.draws, fitted.diagnostics
+    patients = fitted.extra.get("patients", {})
+    probabilities = {
+        name: {
+            arm: float(probability_below(draws[:, arm_names.index(arm)], log_threshold))
+            for arm in design.active
+        }
+        for name, log_threshold, _ in rules
+    }
+    # the analysis' rule (crampstats.decisions, through power.decide), so power and analysis
+    # decide alike; all arms of a trial at once, under every family-wise strategy
+    active = list(design.active)
+    columns = [arm_names.index(arm) for arm in active]
+    decisions = {
+        decision_column(name, strategy): arm_decisions(
+            draws[:, columns],
+            active,
+            {"threshold_rr": float(np.exp(log_threshold)), "probability": probability},
+            strategy,
+            analysis.get("order", ()),
+            analysis.get("calibrated", {}).get(n),
+        )
+        for name, log_threshold, probability in rules
+        for strategy in analysis.get("strategies", ["none"])
+    }
     out = []
     for arm in design.active:
         x = draws[:, arm_names.index(arm)]
@@ -251,12 +406,14 @@ def _fit_rows(
             "divergences": diag["divergences"],
             "status": "ok" if diag["status"] == "ok" else "diagnostics_failed",
             "error": "; ".join(diag["reasons"]),
+            "mode": fitted.mode,
+            "khat": fitted.khat,
+            **patients.get(arm, {}),
         }
-        for name, log_threshold, probability in rules:
-            # the analysis' rule (crampstats.decisions), so power and analysis decide alike
-            p = float(probability_below(x, log_threshold))
-            row[f"p_rr_below_threshold[{name}]"] = p
-            row[f"decision[{name}]"] = bool(rule_met(p, probability))
+        for name, _, _ in rules:
+            row[f"p_rr_below_threshold[{name}]"] = probabilities[name][arm]
+        for column, decided in decisions.items():
+            row[column] = decided[arm]
         out.append(row)
     return out
 

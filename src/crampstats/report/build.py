@@ -30,7 +30,7 @@ from markupsafe import Markup
 
 from crampstats.catalogue import count_entry
 from crampstats.outputs import atomic_write_text
-from crampstats.report import figures, secondary, text
+from crampstats.report import checks, figures, secondary, text
 from crampstats.report.common import (
     MAX_WARNINGS,
     Column,
@@ -40,8 +40,12 @@ from crampstats.report.common import (
     failed_row,
     table,
 )
-from crampstats.report.load import Results, read_csv_table, read_results
+from crampstats.report.contrasts import active_section, multi_trial_section, subgroups_section
+from crampstats.report.load import Results, read_results
+from crampstats.report.missing import tipping_point_section
+from crampstats.report.prior_sensitivity import prior_sensitivity_section
 from crampstats.report.text import integer, interval, num, prob
+from crampstats.report.verdict import verdict_section
 from crampstats.validate.contract import compliance
 
 
@@ -626,13 +630,18 @@ def checking_section(ctx: ReportContext) -> dict[str, Any] | None:
             ("n_pareto_k_high", "k > 0.7", integer),
             ("n_subjects", "Subjects", integer),
         ]
+        # rankings that cannot be trusted are blanked and explained (report/checks.py)
+        loo, out["loo_unreliable"] = checks.loo_reliability(loo)
+        out["loo_has_method"] = "method" in loo
+        if "method" in loo:
+            cols[-3:-1] = [
+                ("max_k", "Max k", digits_of(2)),
+                ("n_high_k", "High k", integer),
+                ("method", "Method", cell_text),
+                ("reliable", "Reliable", cell_text),
+            ]
         out["loo"] = table(loo, cols)
-    prior_file = ctx.results.path / "tables" / "prior_sensitivity.csv"
-    if prior_file.is_file():
-        prior = read_csv_table(prior_file)
-        out["prior_sensitivity"] = table(
-            prior, [(c, c, cell_text) for c in prior.columns], source="tables/prior_sensitivity.csv"
-        )
+    out["prior_sensitivity"] = prior_sensitivity_section(ctx)
     if not (len(diag) or len(ppc) or len(loo)):
         return None
     return out
@@ -676,6 +685,12 @@ def patients_section(ctx: ReportContext) -> dict[str, Any] | None:
         ("p_own_benefit", "P(own benefit)", prob),
         ("n_periods", "Periods", integer),
     ]
+    benefit_summary = checks.patient_benefit_summary(pts, str(ctx.control))
+    if benefit_summary["has_sensitivity"]:  # P under the sigma_d prior scale x 0.5 and x 2
+        cols[-1:-1] = [
+            ("p_own_benefit_sd_half", "P, prior SD halved", prob),
+            ("p_own_benefit_sd_double", "P, prior SD doubled", prob),
+        ]
     ordered = pts.sort_values(["model", "arm", "subject_id"]).reset_index(drop=True)
     return {
         "figures": figs,
@@ -686,6 +701,7 @@ def patients_section(ctx: ReportContext) -> dict[str, Any] | None:
         "n": integer(pts["subject_id"].nunique()),
         "n_likely": integer((benefit > 0.9).sum()),
         "n_unlikely": integer((benefit < 0.1).sum()),
+        "benefit": benefit_summary,
     }
 
 
@@ -865,12 +881,17 @@ def report_context(results: Results) -> dict[str, Any]:
     """
     ctx = ReportContext(results)
     sections = {
+        "verdict": verdict_section(ctx),
         "summary": summary_section(ctx),
         "trial": trial_section(ctx),
         "baseline": baseline_section(ctx),
         "primary": primary_section(ctx),
         "decisions": decisions_section(ctx),
         "sensitivity": sensitivity_section(ctx),
+        "missing_data": tipping_point_section(ctx),
+        "active": active_section(ctx),
+        "several_trials": multi_trial_section(ctx),
+        "subgroups": subgroups_section(ctx),
         "course": course_section(ctx),
         "checking": checking_section(ctx),
         "patients": patients_section(ctx),
@@ -882,12 +903,17 @@ def report_context(results: Results) -> dict[str, Any]:
         "provenance": provenance_section(ctx),
     }
     titles = [
+        ("verdict", "Verdict"),
         ("summary", "Summary"),
         ("trial", "Trial and data"),
         ("baseline", "Baseline"),
         ("primary", "Primary analysis"),
         ("decisions", "Decision quantities"),
         ("sensitivity", "Sensitivity analyses"),
+        ("missing_data", "Missing-data sensitivity"),
+        ("active", "Active versus active"),
+        ("several_trials", "Several trials"),
+        ("subgroups", "Subgroups (exploratory)"),
         ("course", "Course over time"),
         ("checking", "Model checking"),
         ("patients", "Per-patient effects"),

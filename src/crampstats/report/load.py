@@ -26,6 +26,10 @@ TABLES = (
     "effects_secondary", "diagnostics_secondary", "safety", "safety_signals", "serious_events",
     "cramp_potential", "locations", "outcome_measures",
 )  # fmt: skip
+#: The verdict under the analysis plan (crampstats.compare.verdict); absent in older runs.
+TABLES = (*TABLES, "decisions", "operating_characteristics")
+#: Subgroups (secondary), active versus active and several trials (crampstats.compare.contrasts).
+TABLES = (*TABLES, "subgroups", "active_vs_active", "multi_trial")
 
 #: Secondary endpoints of the catalogue; older runs' provenance.json named them beside the count
 #: models in one list.

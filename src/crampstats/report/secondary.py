@@ -341,7 +341,30 @@ def intensity_section(ctx: ReportContext) -> dict[str, Any] | None:
         "has_responder": "responder" in present,
         "responder_threshold": threshold,
         "responder_missing": missing,
+        **_estimand_settings(ctx),
         "level": ctx.level_text,
+    }
+
+
+def _estimand_settings(ctx: ReportContext) -> dict[str, str]:
+    """How withdrawal (responders) and absent cramps (intensity) were handled, in words."""
+    settings = ctx.analysis.get("secondary") or {}
+    withdrawal = str(settings.get("responder_withdrawal", "composite"))
+    strategy = str(settings.get("intensity_strategy", "composite"))
+    return {
+        "responder_withdrawal": (
+            "withdrawn patients counted as non-responders (composite strategy)"
+            if withdrawal == "composite"
+            else "withdrawn patients were judged on the days diarised before withdrawal, "
+            "which credits short diaries with responses"
+        ),
+        "intensity_strategy": (
+            "patients with at least a week of treatment-period diary and no cramp scored 0 "
+            "(composite strategy: patients compared as randomised)"
+            if strategy == "composite"
+            else "only patients who still had rated cramps were compared (while on cramps): "
+            "not a randomised comparison when a treatment stops cramps in some patients"
+        ),
     }
 
 

@@ -107,6 +107,10 @@ def summary_sentence(row: Mapping[str, Any], control: str, level: float, thresho
 
     Example: ``Mexiletine reduced cramp frequency by 42 % versus placebo (95 % CrI 31 % to
     52 %); probability of any reduction > 0.99, of a reduction of at least 25 % 0.99.``
+    "Reduced" and "increased" are used only when the interval excludes a rate ratio of 1;
+    otherwise the sentence claims no direction (:func:`neutral_change`): ``Quinine: cramp
+    frequency estimated 6 % lower than with placebo; 95 % CrI from 11 % higher to 21 % lower;
+    probability ...``.
 
     Parameters
     ----------
@@ -127,25 +131,52 @@ def summary_sentence(row: Mapping[str, Any], control: str, level: float, thresho
     versus = label(control)
     if any(is_missing(row.get(k)) for k in ("rr_median", "rr_lower", "rr_upper")):
         return f"{arm}: no estimate of the rate ratio versus {versus} is available."
-    pct, direction = change(row["rr_median"])
-    if direction == "reduction":
-        head = f"{arm} reduced cramp frequency by {pct} % versus {versus}"
-    elif direction == "increase":
-        head = f"{arm} increased cramp frequency by {pct} % versus {versus}"
-    else:
-        head = (
-            f"{arm} left cramp frequency unchanged versus {versus}, "
-            f"rate ratio {num(row['rr_median'])}"
-        )
-    if direction == "increase":
-        bounds = _bounds(row["rr_lower"], row["rr_upper"], direction)
-    else:
-        # reductions: the smallest reduction comes from the upper rate-ratio bound
-        bounds = _bounds(row["rr_upper"], row["rr_lower"], direction)
-    interval = f"{percent_level(level)} CrI {bounds}"
-    return (
-        f"{head} ({interval}); probability of any reduction {prob(row['p_rr_below_1'])}, "
+    probabilities = (
+        f"probability of any reduction {prob(row['p_rr_below_1'])}, "
         f"of {threshold_phrase(threshold)} {prob(row['p_rr_below_threshold'])}."
+    )
+    pct = change(row["rr_median"])[0]
+    # a verb claims a direction: only when the interval excludes no change (RR 1)
+    if float(row["rr_upper"]) < 1 or float(row["rr_lower"]) > 1:
+        verb = "reduced" if float(row["rr_upper"]) < 1 else "increased"
+        if verb == "increased":
+            bounds = _bounds(row["rr_lower"], row["rr_upper"], "increase")
+        else:
+            # reductions: the smallest reduction comes from the upper rate-ratio bound
+            bounds = _bounds(row["rr_upper"], row["rr_lower"], "reduction")
+        return (
+            f"{arm} {verb} cramp frequency by {pct} % versus {versus} "
+            f"({percent_level(level)} CrI {bounds}); {probabilities}"
+        )
+    return f"{arm}: {neutral_change(row, versus, level)}; {probabilities}"
+
+
+def _relative(rr: float) -> str:
+    """Return a rate ratio as a relative difference in words: ``6 % lower``, ``11 % higher``."""
+    pct, direction = change(rr)
+    if direction == "no change":
+        return "no change"
+    return f"{pct} % {'lower' if direction == 'reduction' else 'higher'}"
+
+
+def neutral_change(row: Mapping[str, Any], versus: str, level: float) -> str:
+    """Describe an estimate whose interval includes no change, claiming no direction.
+
+    Example: ``cramp frequency estimated 6 % lower than with placebo; 95 % CrI from 11 %
+    higher to 21 % lower``; the interval runs from the bound on the far side of no change.
+    """
+    rr = float(row["rr_median"])
+    estimate = _relative(rr)
+    head = (
+        f"cramp frequency estimated {estimate} than with {versus}"
+        if estimate != "no change"
+        else f"cramp frequency estimated unchanged versus {versus} (rate ratio {num(rr)})"
+    )
+    first, second = (
+        (row["rr_lower"], row["rr_upper"]) if rr > 1 else (row["rr_upper"], row["rr_lower"])
+    )
+    return (
+        f"{head}; {percent_level(level)} CrI from {_relative(first)} to {_relative(second)}"
     )
 
 
@@ -412,7 +443,12 @@ SECONDARY_MODEL_TEXT = {
         "Each subject's mean cramp intensity (0-10) over the rated treatment-period diary days "
         "was modelled by beta regression of the mean divided by 10 (logit link, squeezed into "
         "the open interval as in Smithson and Verkuilen 2006), with the logit of the subject's "
-        "run-in mean as covariate; subjects without a rated treatment day are not analysed. "
+        "run-in mean as covariate and a precision that grows with the days the subject rated "
+        "(log precision linear in the centred log days, slope estimated), so that a mean of one "
+        "rated day weighs less than a mean of forty. Subjects with at least a week of "
+        "treatment-period diary and no cramp have mean 0 (composite strategy, the default; "
+        "analysis.secondary.intensity_strategy while_on_cramps leaves them out, which is not a "
+        "randomised comparison); subjects with cramps but no rating are not analysed. "
         "The effect is the difference in mean intensity, arm minus control, in points of the "
         "0-10 scale, standardised over the trial's subjects; below 0 means milder cramps "
         "(benefit)."
@@ -420,10 +456,12 @@ SECONDARY_MODEL_TEXT = {
     "responder": (
         "Each subject was classed as a responder when the treatment-period cramp rate was at "
         "least the prespecified fraction below the run-in rate (rates per diarised day, so "
-        "missing diary days are never counted as days without cramps), and responder status "
-        "was modelled by logistic regression on arm. The effects are the risk difference "
-        "(share of responders, arm minus control; above 0 is benefit) and the risk ratio "
-        "(above 1 is benefit)."
+        "missing diary days are never counted as days without cramps); a withdrawn subject is "
+        "a non-responder (composite strategy, the default; analysis.secondary."
+        "responder_withdrawal observed judges them on the days diarised before withdrawal). "
+        "Responder status was modelled by logistic regression on arm. The effects are the "
+        "risk difference (share of responders, arm minus control; above 0 is benefit) and the "
+        "risk ratio (above 1 is benefit)."
     ),
     "safety": (
         "The number of subjects with at least one adverse event of a category was modelled as "
@@ -461,7 +499,9 @@ SECONDARY_PRIORS: dict[str, dict[str, tuple[str, ...]]] = {
         "alpha": ("Normal", "control arm's logit mean intensity / 10 at the mean run-in"),
         "beta": ("Normal", "logit shift of each active arm's mean intensity versus control"),
         "b": ("Normal", "slope on the centred logit of the run-in mean"),
-        "phi": ("LogNormal", "precision of the beta distribution (mu and sd of log phi)"),
+        "phi": ("LogNormal", "precision of the beta distribution at the mean log days rated "
+                "(mu and sd of log phi)"),
+        "g": ("Normal", "slope of the log precision on the centred log days rated"),
     },
     "responder": {
         "alpha": ("Normal", "control arm's log odds of response"),

@@ -2,7 +2,8 @@
 
 An endpoint is a catalogue record (:class:`~crampstats.models.EndpointEntry`, registered in
 :mod:`crampstats.catalogue`): a Bayesian model with its statsmodels twin, or a descriptive
-analysis. :func:`run_endpoint` analyses one (one workflow job, :func:`secondary_job`);
+analysis. :func:`run_endpoint` analyses one (:func:`secondary_job` runs a trial's endpoints, one
+workflow job);
 :func:`combine` gathers their tables (the compare step):
 
 - ``effects_secondary``: ``trial_id, endpoint, model, arm, comparator, measure, estimate_median,
@@ -18,7 +19,8 @@ analysis. :func:`run_endpoint` analyses one (one workflow job, :func:`secondary_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,14 +316,41 @@ def read_endpoint(folder: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def secondary_job(
-    derived_dir: str | Path, entry: EndpointEntry, out: str | Path, *, cores: int | None = None
-) -> EndpointResult:
-    """Analyse one endpoint of a derived folder and write its folder (one workflow job).
+    derived_dir: str | Path,
+    entries: Sequence[EndpointEntry],
+    out: str | Path,
+    *,
+    cores: int | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> list[EndpointResult]:
+    """Analyse a trial's endpoints in one process and write ``out/<endpoint>/`` for each.
 
-    The workflow plans the job only when the data support the endpoint
-    (:func:`crampstats.catalogue.plan_trial`).
+    One process per trial rather than one per endpoint: start-up, imports and nutpie's first
+    compiled model cost more than most endpoints' sampling (benchmarks/RESULTS.md, "Workflow").
+    Each endpoint's folder is written atomically as soon as it is done; a failed analysis is a
+    folder with ``status = failed`` (:func:`run_endpoint_or_fail`), never a missing one. The
+    workflow plans only the endpoints the data support (:func:`crampstats.catalogue.plan_trial`).
+
+    Parameters
+    ----------
+    derived_dir
+        Output folder of ``crampstats derive``.
+    entries
+        The endpoints, in the order to analyse them.
+    out
+        Parent folder of the endpoints' folders.
+    cores
+        Chains sampled in parallel.
+    echo
+        Receives one line per endpoint with its elapsed time (the job's log).
     """
     derived, config = read_derived(derived_dir)
-    result = run_endpoint_or_fail(entry, derived, config, cores=cores)
-    write_secondary(result, out)
-    return result
+    results = []
+    for entry in entries:
+        started = time.perf_counter()
+        result = run_endpoint_or_fail(entry, derived, config, cores=cores)
+        write_secondary(result, Path(out) / entry.id)
+        results.append(result)
+        if echo is not None:
+            echo(f"{entry.id}: {time.perf_counter() - started:.1f} s")
+    return results

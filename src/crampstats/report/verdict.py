@@ -1,0 +1,107 @@
+"""The report's verdict panel: each comparison met or not met under the plan's rule.
+
+Reads ``tables/decisions.csv``, ``tables/operating_characteristics.csv`` and the plan's entry of
+``provenance.json`` (:func:`crampstats.plan.plan_status`); builds the context of the panel at
+the top of the page. Nothing here computes a verdict: it shows what the compare step decided.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from crampstats.plan import parse_plan
+from crampstats.report import text
+from crampstats.report.common import ReportContext, cell_text
+
+#: Plain words for the plan's keys (docs/analysis-plan.md).
+STRATEGY_TEXT = {
+    "none": "none: each comparison with control is judged on its own rule",
+    "fixed_sequence": "fixed testing order, stopping at the first comparison that fails",
+    "calibrated": (
+        "a common threshold for P(RR < 1), calibrated by simulation under the global null so "
+        "that the chance of any false-positive verdict is at most alpha"
+    ),
+    "exchangeable": (
+        "an exchangeable (hierarchical) prior over the active arms' log rate ratios, with the "
+        "P(RR < 1) threshold calibrated under the global null as for 'calibrated'"
+    ),
+}
+EVENT_TEXT = {
+    "hypothetical": "hypothetical (diary after the event missing at random)",
+    "treatment_policy": "treatment policy",
+    "composite": "composite",
+}
+
+
+def rate_text(x: Any) -> str:
+    """Format a probability as a percentage: one decimal, two significant digits below 1 %."""
+    if text.is_missing(x):
+        return text.MISSING
+    pct = 100 * float(x)
+    return f"{pct:.2g} %" if pct < 1 else f"{pct:.1f} %"
+
+
+def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
+    """Return the verdict panel's context, or ``None`` when the run made no decisions."""
+    decisions = ctx.tables.get("decisions", pd.DataFrame())
+    if not len(decisions):
+        return None
+    plan = parse_plan(ctx.config)
+    status = ctx.results.provenance.get("analysis_plan") or {}
+    oc = ctx.tables.get("operating_characteristics", pd.DataFrame())
+    oc = oc.set_index(oc["arm"].astype(str)) if len(oc) else oc
+    rows = []
+    for arm in dict.fromkeys(decisions["arm"].astype(str)):
+        mine = decisions[decisions["arm"].astype(str) == arm]
+        success = mine[mine["rule"].astype(str) == "success"]
+        met = bool(len(success)) and str(success["met"].iloc[0]).lower() == "true"
+        criteria = [
+            f"{cell_text(r['quantity'])} = {text.prob(r['probability'])} "
+            f"(needs >= {float(r['threshold']):.4g})"
+            for r in mine[mine["rule"].astype(str) != "success"].to_dict("records")
+        ]
+        op = oc.loc[arm] if len(oc) and arm in oc.index else None
+        rows.append(
+            {
+                "arm": text.label(arm, capital=True),
+                "met": met,
+                "verdict": "met" if met else "not met",
+                "criteria": "; ".join(criteria),
+                "multiplicity": cell_text(mine["multiplicity"].iloc[0]),
+                "n": (
+                    f"{int(op['n_arm'])} vs {int(op['n_control'])}" if op is not None else ""
+                ),
+                "fpr": rate_text(op["false_positive_rate"]) if op is not None else text.MISSING,
+                "power": rate_text(op["power"]) if op is not None else text.MISSING,
+            }
+        )
+    family = text.MISSING
+    approximation = ""
+    if len(oc):
+        family = rate_text(oc["family_false_positive_rate"].iloc[0])
+        approximation = str(oc["approximation"].iloc[0])
+    frozen = status.get("status") or "not recorded"
+    return {
+        "rule": plan.rule,
+        "strategy": STRATEGY_TEXT.get(plan.strategy, plan.strategy),
+        "alpha": f"{plan.alpha:g}",
+        "population": plan.population.replace("_", " "),
+        "endpoint": plan.endpoint.replace("_", " "),
+        "summary_measure": plan.summary_measure.replace("_", " "),
+        "events": [
+            {"event": e.replace("_", " "), "strategy": EVENT_TEXT.get(s, s)}
+            for e, s in plan.intercurrent_events.items()
+        ],
+        "planning_rr": f"{plan.planning_rate_ratio:g}",
+        "rows": rows,
+        "family_fpr": family,
+        "approximation": approximation,
+        "plan_hash": cell_text(status.get("plan_hash") or decisions["plan_hash"].iloc[0]),
+        "frozen_status": frozen,
+        "frozen_utc": cell_text(status.get("frozen_utc")),
+        "frozen_hash": cell_text(status.get("frozen_hash")),
+        "changed": bool(status.get("changed_after_freeze")),
+        "has_oc": bool(len(oc)),
+    }

@@ -1,0 +1,83 @@
+"""The verdict panel at the top of the report: verdicts, plan hash and freeze status, OC.
+
+The results folder is the example trial's validated and derived data with verdict tables made
+from a hand-built primary fit (no sampling) and a provenance record, so the panel's every
+number is known.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from helpers import Page, assert_self_contained, hand_built_nb_totals
+
+from crampstats.compare.verdict import verdict_tables
+from crampstats.derive import read_derived
+from crampstats.outputs import to_json, write_tables
+from crampstats.plan import plan_status
+from crampstats.report import build_report
+from crampstats.report.verdict import rate_text
+
+LOG_RR = [-0.6, -0.2, -0.05, 0.0]  # mexiletine meets the default rule, the others do not
+
+
+def test_rates_keep_two_digits_below_one_percent():
+    assert rate_text(0.0002857) == "0.029 %"
+    assert rate_text(0.025) == "2.5 %" and rate_text(0.5) == "50.0 %"
+
+
+def _results(example_results, tmp_path, frozen_hash: str | None):
+    folder = tmp_path / "results"
+    shutil.copytree(example_results("example"), folder)
+    derived, config = read_derived(folder / "derived")
+    config = {**config, "trial_id": "example"}
+    if frozen_hash is not None:
+        config["plan_frozen"] = {
+            "plan_hash": frozen_hash, "frozen_utc": "2026-11-30T09:00:00+00:00",
+            "record": "trial.plan-freeze.json",
+        }  # fmt: skip
+    tables = verdict_tables(hand_built_nb_totals(derived, config, LOG_RR), config)
+    (folder / "tables").mkdir()
+    write_tables(tables, folder / "tables")
+    record = {"config": config, "models": ["nb_totals"], "analysis_plan": plan_status(config)}
+    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+    return folder, tables
+
+
+@pytest.mark.parametrize("frozen", ["same", "other", None])
+def test_verdict_panel_shows_each_comparison_and_the_plans_status(example_results, tmp_path,
+                                                                   frozen):
+    _, config = read_derived(example_results("example") / "derived")
+    current = plan_status(config)["plan_hash"]
+    frozen_hash = {"same": current, "other": "0" * 64, None: None}[frozen]
+    folder, tables = _results(example_results, tmp_path, frozen_hash)
+    html = build_report(folder)
+    assert_self_contained(html)
+    page = Page(html)
+    assert page.ids.index("verdict") < page.ids.index("trial")  # the panel comes first
+    rows = page.tables["verdict-table"]
+    success = tables["decisions"].query("rule == 'success'")
+    assert len(rows) == 1 + len(success)
+    expected = {r["arm"]: "met" if r["met"] else "not met" for r in success.to_dict("records")}
+    shown = {row[0].lower().replace(" ", "_"): row[1] for row in rows[1:]}
+    assert shown == expected and expected["mexiletine"] == "met"
+    oc = tables["operating_characteristics"].set_index("arm")
+    for row in rows[1:]:
+        arm = row[0].lower().replace(" ", "_")
+        assert row[4] == rate_text(oc.loc[arm, "false_positive_rate"])
+        assert row[5] == rate_text(oc.loc[arm, "power"])
+    assert "P(RR &lt; 1) &gt;= 0.975 and P(RR &lt; 0.75) &gt;= 0.5" in html
+    assert "Zhu and Lakkis 2014" in html  # the panel names the approximation
+    assert current in html
+    status = {
+        "same": "frozen on 2026-11-30T09:00:00+00:00 and unchanged since",
+        "other": "changed after it was frozen",
+        None: "not frozen before this analysis",
+    }[frozen]
+    assert status in html
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["analysis_plan"]["changed_after_freeze"] == {
+        "same": False, "other": True, None: None,
+    }[frozen]  # fmt: skip
