@@ -127,6 +127,20 @@ def test_a_minimal_trial_plans_the_count_models_and_skips_the_rest(tmp_path):
                                  "safety", "location"}
 
 
+def test_a_configured_subgroup_column_alone_plans_the_subgroup_analysis(tmp_path):
+    subjects = pd.read_csv(EXAMPLE / "subjects.csv").drop(columns=["cramp_origin", "etiology"])
+    subjects.to_csv(tmp_path / "subjects.csv", index=False)
+    (tmp_path / "diary.csv").write_bytes((EXAMPLE / "diary.csv").read_bytes())
+    config = load_trial_config(None, tmp_path)
+    plain = plan_folder(tmp_path, config)
+    assert "subgroups" not in _ids(plain.endpoints)
+    assert "analysis.subgroups" in plain.skipped["subgroups"]
+    mine = plan_folder(tmp_path, _with(config, subgroups=["sex"]))
+    assert "subgroups" in _ids(mine.endpoints)
+    absent = plan_folder(tmp_path, _with(config, subgroups=["no_such_column"]))
+    assert "subgroups" not in _ids(absent.endpoints)
+
+
 def test_several_trials_make_the_multi_trial_model_primary():
     data = DATA / "example_multi"
     plan = plan_folder(data, {**load_trial_config(None, data), "design": "parallel"})

@@ -20,7 +20,8 @@ def test_planned_only_when_a_subgroup_column_holds_values():
     plan = plan_trial(config, _tables())
     assert "subgroups" not in [e.id for e in plan.endpoints]
     assert plan.skipped["subgroups"] == (
-        "needs subjects.cramp_origin or subjects.etiology, absent from this trial"
+        "needs subjects.cramp_origin or subjects.etiology or analysis.subgroups, absent from this "
+        "trial"
     )
     plan = plan_trial(config, _tables(etiology=["als", None]))
     assert "subgroups" in [e.id for e in plan.endpoints]

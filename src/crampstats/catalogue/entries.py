@@ -128,7 +128,9 @@ ENDPOINTS: tuple[EndpointEntry, ...] = (
         "reliability, measurement error, agreement, responsiveness", tables=outcome_measures_tables,
     ),
     EndpointEntry(
-        "subgroups", 108, PARALLEL, ("diary", "subjects.cramp_origin|subjects.etiology"),
+        "subgroups", 108, PARALLEL, (
+            "diary", "subjects.cramp_origin|subjects.etiology|analysis.subgroups"
+        ),
         "subgroups (exploratory; arm x subgroup interactions shrunk)", tables=subgroup_tables,
     ),
 )  # fmt: skip

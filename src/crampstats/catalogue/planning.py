@@ -80,6 +80,18 @@ def available_data(tables: Mapping[str, pd.DataFrame]) -> frozenset[str]:
     return frozenset(found)
 
 
+def configured_data(config: Mapping[str, Any], available: frozenset[str]) -> frozenset[str]:
+    """Return the data config declares: ``analysis.subgroups`` if a column it names is present.
+
+    A need may name such a config key (the subgroup analysis runs on the contract's subgroup
+    columns or on the subject columns the user configures).
+    """
+    columns = (config.get("analysis") or {}).get("subgroups") or []
+    if any(f"subjects.{c}" in available for c in columns):
+        return frozenset({"analysis.subgroups"})
+    return frozenset()
+
+
 def n_trials(tables: Mapping[str, pd.DataFrame]) -> int:
     """Count the distinct ``trial_id`` values of the subjects table (1 without the column)."""
     subjects = tables.get("subjects")
@@ -159,6 +171,7 @@ def plan_trial(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) ->
     check_subject_terms(config, tables)
     design = str(config.get("design") or "parallel")
     available = available_data(tables)
+    available |= configured_data(config, available)
     models = _plan_models(config, design, available, n_trials(tables))
     listed = ((config.get("analysis") or {}).get("secondary") or {}).get("endpoints")
     endpoints: list[EndpointEntry] = []
