@@ -2,6 +2,9 @@
 .PHONY: setup run test test-fast test-slow lint constraints
 
 VENV := .venv/bin
+# Tests run in one worker per logical CPU (pytest-xdist), each test file in one worker so that its
+# module fixtures (fits, workflow runs) are built once; `make test PYTEST_PARALLEL=` runs serially.
+PYTEST_PARALLEL ?= -n logical --dist loadfile
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -16,15 +19,15 @@ test: setup
 	@echo "[test] import layers (lint-imports)"
 	@$(VENV)/lint-imports --no-cache
 	@echo "[test] fast tests"
-	@$(VENV)/pytest -m "not slow" -q --durations=10
+	@$(VENV)/pytest -m "not slow" $(PYTEST_PARALLEL) -q --durations=10
 	@echo "[test] slow statistical tests"
-	@$(VENV)/pytest -m slow -q --durations=15
+	@$(VENV)/pytest -m slow $(PYTEST_PARALLEL) -q --durations=15
 
 test-fast: setup
-	@$(VENV)/pytest -m "not slow" -q --durations=10
+	@$(VENV)/pytest -m "not slow" $(PYTEST_PARALLEL) -q --durations=10
 
 test-slow: setup
-	@$(VENV)/pytest -m slow -q --durations=15
+	@$(VENV)/pytest -m slow $(PYTEST_PARALLEL) -q --durations=15
 
 lint: setup
 	@$(VENV)/ruff check .

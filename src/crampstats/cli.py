@@ -14,6 +14,7 @@ from pathlib import Path
 from crampstats import __version__, derive, simulate
 from crampstats import validate as validation
 from crampstats.analyze import DataRefused, analyze
+from crampstats.calibration import add_calibration_parser
 from crampstats.catalogue import COUNT_MODELS, ENDPOINTS, count_entry, endpoint_entry
 from crampstats.compare import compare_job
 from crampstats.config import ConfigError, check, load_trial_config, read_yaml, trial_config
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     add_power_parser(sub)  # `power run ...` and `power summarize DIR`
+    add_calibration_parser(sub)  # `calibration run ...` and `calibration summarize`
     return parser
 
 

@@ -9,13 +9,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
+import rich.console
+import rich.progress
 
 #: Packages whose versions every provenance record lists.
 TRACKED_PACKAGES = (
@@ -232,3 +235,54 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
     """Write every result table as ``<folder>/<name>.csv`` (folder must exist)."""
     for name, table in tables.items():
         write_csv(table, folder / f"{name}.csv")
+
+
+#: ``progress(done, total, elapsed_seconds)``, called after every replicate of a long loop.
+Progress = Callable[[int, int, float], None]
+
+
+def terminal_progress(
+    label: str, stream: TextIO | None = None, min_interval: float = 2.0
+) -> Progress:
+    """Return a callback driving a progress bar: replicates done, rate, elapsed, time left.
+
+    The bar is rich's: live in a terminal; written once, when the shard ends, to a file or a
+    CI log, so logs stay short.
+
+    Parameters
+    ----------
+    label
+        The bar's description (e.g. the design and shard).
+    stream
+        Where to draw; default standard error.
+    min_interval
+        Seconds between redraws in a terminal.
+
+    Returns
+    -------
+    callable
+        ``progress(done, total, elapsed_seconds)``.
+    """
+    bar = rich.progress.Progress(
+        rich.progress.TextColumn("{task.description}"),
+        rich.progress.BarColumn(),
+        rich.progress.MofNCompleteColumn(),
+        rich.progress.TextColumn("replicates"),
+        rich.progress.TimeElapsedColumn(),
+        rich.progress.TextColumn("elapsed,"),
+        rich.progress.TimeRemainingColumn(),
+        rich.progress.TextColumn("left"),
+        console=rich.console.Console(file=stream or sys.stderr),
+        refresh_per_second=1 / max(min_interval, 0.1),
+    )
+    tasks: list[rich.progress.TaskID] = []
+
+    def progress(done: int, total: int, elapsed: float) -> None:
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task(label, total=total))
+        bar.update(tasks[0], completed=done)
+        if done >= total:
+            bar.stop()
+
+    return progress

@@ -515,28 +515,8 @@ def test_baseline_is_centred_numeric(example):
 
 
 # ---------------------------------------------------------------------------------------------
-# Slow: frequentist properties over replicates, and the trial simulator end to end
+# Slow: the trial simulator end to end
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_coverage_over_replicates():
-    rng = np.random.default_rng(99)
-    model = _model()
-    n_rep, covered, z = 100, 0, []
-    for rep in range(n_rep):
-        frame = _simulate(rng, 40, TRUE_BETA, TRUE_CUT, TRUE_B)
-        idata = model.fit(frame, seed=1000 + rep, chains=2, draws=500, tune=500, cores=CORES)
-        for arm, beta in TRUE_BETA.items():
-            draws = draws_of(idata, "beta", arm=arm)
-            lo, hi = np.quantile(draws, [0.025, 0.975])
-            covered += lo < beta < hi
-            z.append((np.median(draws) - beta) / draws.std())
-    # 400 intervals at 95 %: P(<= 368 covered) = 0.004 under nominal coverage (the N(0, 1) prior
-    # makes the intervals slightly conservative). The medians' shrinkage towards 0 is about 0.1
-    # posterior SD; a sign error or mis-centred cutpoints would shift them by more than 1.
-    assert covered >= 369, f"coverage {covered}/{n_rep * len(TRUE_BETA)}"
-    assert abs(np.mean(z)) < 0.3, f"mean bias {np.mean(z):.2f} posterior SDs"
-
-
 @pytest.mark.slow
 def test_trial_simulator_direction_end_to_end():
     """The simulator's grades follow a latent normal tied to the CTF (higher CTF, lower grade:

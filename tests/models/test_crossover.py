@@ -525,7 +525,8 @@ def test_bad_data_refused(examples):
 
 
 # ---------------------------------------------------------------------------------------------
-# Slow: larger N-of-1 series, carry-over and period trend, calibration over replicates
+# Slow: larger N-of-1 series, carry-over and period trend (coverage over replicates: the
+# calibration study, crampstats.calibration.crossover)
 # ---------------------------------------------------------------------------------------------
 NOF1_60 = {
     "type": "nof1", "trial_id": "nof1", "n_subjects": 60,
@@ -605,25 +606,3 @@ def test_carryover_and_linear_period_trend_recovered():
     assert twin.attrs["carryover"]["mexiletine"] == pytest.approx(
         float(post["carryover"].median()), abs=0.1
     )
-
-
-@pytest.mark.slow
-def test_abba_interval_coverage_over_replicates():
-    # 40 simulated AB/BA trials (the example's design: ALS rates, 20 patients, sigma_d 0.3,
-    # within-subject AR(1) fluctuation that the model approximates by the NB): the 95 %
-    # intervals of log_rr must cover the truth at the nominal rate.
-    design = load_design(DATA / "example_crossover" / "design.yaml")
-    model = Crossover()
-    covered, z = [], []
-    for i, ss in enumerate(np.random.SeedSequence(31).spawn(40)):
-        frame, truth = _simulated(design, ss)
-        draws = model.fit(frame, seed=i, cores=CORES, draws=1000)["posterior"]["log_rr"]
-        draws = draws.sel(arm="mexiletine")
-        value = truth["arms"]["mexiletine"]["log_rr"]
-        lo, hi = interval(draws)
-        covered.append(lo < value < hi)
-        z.append((float(draws.mean()) - value) / float(draws.std()))
-    lo, hi = stats.binom.ppf([0.001, 0.999], len(covered), 0.95)
-    assert lo <= sum(covered) <= hi, sum(covered)
-    assert abs(np.mean(z)) < 4 / np.sqrt(len(z)), np.mean(z)
-    assert 0.7 < np.std(z) < 1.3, np.std(z)

@@ -563,24 +563,3 @@ def test_squeeze_keeps_the_extremes_inside_the_unit_interval():
     assert np.isfinite(prepared.data["x_baseline"]).all()
     y = prepared.subject_data["y"].values
     assert y.min() == pytest.approx(0.5 / 8) and y.max() == pytest.approx(7.5 / 8)
-
-
-# ---------------------------------------------------------------------------------------------
-# Slow: frequentist coverage over replicates
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_coverage_over_replicates():
-    rng = np.random.default_rng(99)
-    model = _model()
-    n_rep, covered, z = 60, 0, []
-    for rep in range(n_rep):
-        frame, truth = _simulate(rng, 30)
-        idata = model.fit(frame, seed=2000 + rep, chains=2, draws=500, tune=500, cores=CORES)
-        for arm in ACTIVE:
-            draws = _difference_draws(idata, arm)
-            lo, hi = np.quantile(draws, [0.025, 0.975])
-            covered += lo < truth[arm] < hi
-            z.append((np.median(draws) - truth[arm]) / draws.std())
-    # 240 intervals at 95 %: P(<= 219 covered) = 0.005 under nominal coverage.
-    assert covered >= 220, f"coverage {covered}/{n_rep * len(ACTIVE)}"
-    assert abs(np.mean(z)) < 0.2, f"mean bias {np.mean(z):.2f} posterior SDs"

@@ -3,8 +3,9 @@
 Simulated trials come from the trial simulator with per-arm adverse-event probabilities and no
 dropout, so every patient is exposed for the probabilities' reference period and the true
 incidence of each arm and category is the design's probability
-(``trial.truth["adverse_events"]["probabilities"]``). The slow calibration check draws the
-parameters from the model's own priors. The descriptive tables are checked on a hand-made
+(``trial.truth["adverse_events"]["probabilities"]``). Calibration of the intervals (truths drawn
+from the model's own priors) is a case of the calibration study
+(``crampstats.calibration.secondary``). The descriptive tables are checked on a hand-made
 trial whose counts are known by construction.
 """
 
@@ -446,47 +447,3 @@ def test_graph_logp_equals_priors_plus_pointwise_loglik():
         # subjects are keyed trial_id/subject_id
         got = loglik.sel(subject=f"t/{subject}").values.item()
         assert got == pytest.approx(expected, rel=1e-10)
-
-
-# ---------------------------------------------------------------------------------------------
-# Slow: calibration against the model's own prior
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_intervals_are_calibrated_under_the_prior():
-    """Truths drawn from the priors: 95 % and 50 % intervals cover at their nominal rates.
-
-    Averaged over the prior, a correct posterior covers each true risk difference with exactly
-    the interval's probability, whatever the sparsity of the cells.
-    """
-    model = SafetyModel()
-    cfg = model.model_config
-    rng = np.random.default_rng(2026)
-    arms, categories, n_per_arm, n_rep = ["placebo", "a", "b"], ["c1", "c2", "c3", "c4"], 60, 80
-    cover95 = cover50 = total = 0
-    for rep in range(n_rep):
-        mu = rng.normal(cfg["prior_mu_mu"], cfg["prior_mu_sd"], len(categories))
-        d = rng.normal(0.0, cfg["prior_d_sd"], 2)
-        sigma = np.abs(rng.normal(0.0, cfg["prior_sigma_sd"], 2))
-        delta = d[:, None] + sigma[:, None] * rng.normal(size=(2, len(categories)))
-        p = special.expit(mu[None, :] + np.vstack([np.zeros(len(categories)), delta]))
-        events = rng.random((3, n_per_arm, len(categories))) < p[:, None, :]
-        frame = pd.DataFrame(
-            {
-                "subject_id": np.repeat([f"s{i}" for i in range(3 * n_per_arm)], len(categories)),
-                "arm": np.repeat(arms, n_per_arm * len(categories)),
-                "category": np.tile(categories, 3 * n_per_arm),
-                "any_event": events.reshape(-1).astype(int),
-            }
-        )
-        idata = model.fit(frame, seed=3000 + rep, chains=2, draws=500, tune=500, cores=CORES)
-        for i, arm in enumerate(arms[1:], start=1):
-            for j, category in enumerate(categories):
-                rd = _rd_draws(idata, arm, category)
-                truth = p[i, j] - p[0, j]
-                cover95 += np.quantile(rd, 0.025) <= truth <= np.quantile(rd, 0.975)
-                cover50 += np.quantile(rd, 0.25) <= truth <= np.quantile(rd, 0.75)
-                total += 1
-    # 640 intervals; binomial SD ~0.9 % (95 %) and ~2 % (50 %), inflated by correlation
-    # between the cells of one replicate: the bounds are about 3 SDs wide.
-    assert cover95 / total >= 0.92, f"95 % coverage {cover95}/{total}"
-    assert 0.43 <= cover50 / total <= 0.57, f"50 % coverage {cover50}/{total}"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from helpers import CORES, check_recovered, interval
+from helpers import CORES, check_recovered
 from scipy import integrate, special, stats
 
 from crampstats.engine import compile_cache_info, diagnose
@@ -128,11 +128,6 @@ def simulate_weekly(
         "n_zero": int((counts.sum(axis=1) == 0).sum()),
     }
     return weekly, truth
-
-
-def _covers(da: xr.DataArray, value: float) -> bool:
-    lo, hi = interval(da)
-    return lo < value < hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -707,7 +702,8 @@ def test_zero_models_resample_other_subjects_without_recompiling(model_cls, name
 
 
 # ---------------------------------------------------------------------------------------------
-# Slow: larger designs, structural variants, LOO against frailty_weekly, coverage
+# Slow: larger designs, structural variants, LOO against frailty_weekly (coverage over
+# replicates: the calibration study, crampstats.calibration.clustered)
 # ---------------------------------------------------------------------------------------------
 RATE_RATIOS_5 = {
     "placebo": 1.0,
@@ -803,30 +799,3 @@ def test_loo_prefers_the_generating_model():
         idata = model.fit(gamma_data, seed=6, cores=CORES, log_likelihood=True)
         diff = azs.loo(idata, pointwise=True).elpd - elpd["gamma", "frailty_weekly"].elpd
         assert -3 < diff < 0.5, (model.name, diff)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model_cls", [NBGLMM, ZINB, Hurdle])
-def test_interval_coverage_over_replicates(model_cls):
-    n_rep = 25
-    seeds = np.random.SeedSequence(2027).spawn(n_rep)
-    model = model_cls() if model_cls is NBGLMM else model_cls({"trend": False})
-    zero = {ZINB: "zinb", Hurdle: "hurdle"}.get(model_cls)
-    covered, z = [], []
-    for i, ss in enumerate(seeds):
-        rng = np.random.default_rng(ss)
-        if model_cls is NBGLMM:
-            weekly, truth = simulate_weekly(rng, RATE_RATIOS, 40, k_within=5.0, trend=-0.02)
-        else:
-            weekly, truth = simulate_weekly(rng, RATE_RATIOS, 40, subject="gamma", zero=zero,
-                                            pi=0.15)  # fmt: skip
-        post = model.fit(weekly, seed=i, cores=CORES, chains=2, draws=1000)["posterior"]
-        for arm, value in truth["log_rr"].items():
-            draws = post["log_rr"].sel(arm=arm)
-            covered.append(_covers(draws, value))
-            z.append((float(draws.mean()) - value) / float(draws.std()))
-    n = len(covered)
-    lo, hi = stats.binom.ppf([0.001, 0.999], n, 0.95)
-    assert lo <= sum(covered) <= hi, sum(covered)
-    assert abs(np.mean(z)) < 4 / np.sqrt(n), np.mean(z)
-    assert 0.7 < np.std(z) < 1.35, np.std(z)

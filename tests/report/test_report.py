@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -274,14 +273,11 @@ def test_failed_diagnostics_are_shown_in_red_at_the_top(hostile, html):
 # Determinism, writing, partial folders
 # ---------------------------------------------------------------------------------------------
 def test_rebuild_is_byte_identical_and_independent_of_the_folder(results, html, tmp_path):
-    tic = time.perf_counter()
-    again = build_report(results)
-    seconds = time.perf_counter() - tic
-    assert again == html
+    # (how long a build takes is a benchmark, not a test: it depends on the machine's load)
+    assert build_report(results) == html
     moved = tmp_path / "elsewhere"
     shutil.copytree(results, moved)
     assert build_report(moved) == html
-    assert seconds < 20, f"build_report took {seconds:.1f} s"
 
 
 def test_write_report_writes_atomically(results, html, tmp_path, monkeypatch):

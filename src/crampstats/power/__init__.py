@@ -18,6 +18,7 @@ chosen), nor matplotlib.
 from __future__ import annotations
 
 from crampstats.closed_form import zhu_lakkis_n, zhu_lakkis_power
+from crampstats.outputs import terminal_progress
 from crampstats.power.config import (
     Effect,
     PowerDesign,
@@ -45,7 +46,6 @@ from crampstats.power.run import (
     read_decisions,
     run_shard,
     shard_replicates,
-    terminal_progress,
 )
 from crampstats.power.summary import collect_decisions, power_figure, power_table, summarize
 

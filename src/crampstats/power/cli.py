@@ -16,9 +16,10 @@ import pandas as pd
 
 from crampstats.config import ConfigError
 from crampstats.errors import CrampstatsError
+from crampstats.outputs import terminal_progress
 from crampstats.power.config import load_power_config
 from crampstats.power.report import write_power_report
-from crampstats.power.run import run_shard, terminal_progress
+from crampstats.power.run import run_shard
 from crampstats.power.sequential import (
     is_sequential,
     is_sequential_folder,

@@ -17,25 +17,22 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import rich.console
-import rich.progress
 
 from crampstats.catalogue import count_entry
 from crampstats.config import ConfigError
 from crampstats.decisions import probability_below
 from crampstats.engine import diagnose
 from crampstats.errors import CrampstatsError
+from crampstats.outputs import Progress
 from crampstats.power.config import (
     PowerDesign,
     config_digest,
@@ -45,9 +42,6 @@ from crampstats.power.config import (
 from crampstats.power.decide import arm_decisions, calibrated_threshold, decision_column
 from crampstats.power.fast import LogRRPosterior, check_mode, posterior_log_rr
 from crampstats.power.generate import Pool, draw_effects, mcmc_seed, pool_trial, simulate_pool
-
-#: ``progress(done, total, elapsed_seconds)``, called after every replicate.
-Progress = Callable[[int, int, float], None]
 
 #: Parquet schema-metadata key holding the run's description (JSON).
 META_KEY = b"crampstats_power"
@@ -444,52 +438,5 @@ def read_decisions(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if raw is None:
         raise CrampstatsError(f"{path}: not a crampstats power decisions file (no run metadata)")
     return table.to_pandas(), json.loads(raw)
-
-
-def terminal_progress(
-    label: str, stream: TextIO | None = None, min_interval: float = 2.0
-) -> Progress:
-    """Return a callback driving a progress bar: replicates done, rate, elapsed, time left.
-
-    The bar is rich's: live in a terminal; written once, when the shard ends, to a file or a
-    CI log, so logs stay short.
-
-    Parameters
-    ----------
-    label
-        The bar's description (e.g. the design and shard).
-    stream
-        Where to draw; default standard error.
-    min_interval
-        Seconds between redraws in a terminal.
-
-    Returns
-    -------
-    callable
-        ``progress(done, total, elapsed_seconds)``.
-    """
-    bar = rich.progress.Progress(
-        rich.progress.TextColumn("{task.description}"),
-        rich.progress.BarColumn(),
-        rich.progress.MofNCompleteColumn(),
-        rich.progress.TextColumn("replicates"),
-        rich.progress.TimeElapsedColumn(),
-        rich.progress.TextColumn("elapsed,"),
-        rich.progress.TimeRemainingColumn(),
-        rich.progress.TextColumn("left"),
-        console=rich.console.Console(file=stream or sys.stderr),
-        refresh_per_second=1 / max(min_interval, 0.1),
-    )
-    tasks: list[rich.progress.TaskID] = []
-
-    def progress(done: int, total: int, elapsed: float) -> None:
-        if not tasks:
-            bar.start()
-            tasks.append(bar.add_task(label, total=total))
-        bar.update(tasks[0], completed=done)
-        if done >= total:
-            bar.stop()
-
-    return progress
 
 

@@ -161,6 +161,12 @@ def _semantic_checks(d: dict[str, Any], source: str) -> None:
                               period_weeks(d))
     except ValueError as exc:
         _fail(source, "within_subject.sd", str(exc))
+    mechanism = d.get("dropout_mechanism", {})
+    if mechanism.get("mechanism") == "mar_early_response" and (
+        mechanism["early_weeks"] >= period_weeks(d)
+    ):
+        _fail(source, "dropout_mechanism.early_weeks",
+              f"must be shorter than the first treatment period ({period_weeks(d)} weeks)")
     probs = d["emg"]["afterdischarge_probs"]
     if sum(probs) <= 0:
         _fail(source, "emg.afterdischarge_probs", "probabilities must not all be zero")

@@ -9,7 +9,9 @@ The data-generating process follows docs/calibration.md:
   apparent placebo response emerge from this selection plus a modest true placebo effect;
 * arm rate ratios (shared across trials with heterogeneity ``tau``), subject-specific effects,
   carry-over and period effects act multiplicatively on the daily rate;
-* dropout is a constant treatment-specific hazard; diary records are missing completely at random;
+* dropout is a constant treatment-specific hazard, optionally scaled per subject by the run-in
+  rate, the early response or the latent rate (``dropout_mechanism``); diary records are missing
+  completely at random;
 * EMG (cramp threshold frequency on a stepped protocol with right-censoring, after-discharge grade,
   cramp-potential frequency) and adverse events by arm and category.
 
@@ -334,11 +336,24 @@ def _simulate_one(rd: ResolvedDesign, params: dict[str, Any],
             * np.exp(log_mult))
     counts = np.concatenate([scr["counts"], rng.poisson(rate)], axis=1)  # n x all days
 
+    # ---- missing diary records (drawn before dropout: an early-response dropout reads them) ----
+    rng = gens["missingness"]
+    r_start, r_days, r_seg = layout["start"], layout["days"], layout["seg"]
+    n_rec = r_start.size
+    n_run_rec = int((r_seg == 0).sum())
+    miss = np.concatenate(
+        [scr["miss"], rng.random((n, n_rec - n_run_rec)) < d["missing_days"]], axis=1
+    )
+
     # ---- dropout: constant hazard by current treatment (washout: control hazard) -------------
     rng = gens["dropout"]
     treat_days = int(is_treat.sum())
     hazard = np.array([-math.log1p(-rd.arms[a]["dropout"]) / treat_days for a in arm_names])
     h = hazard[np.where(treat_code >= 0, treat_code, control)]
+    mechanism = d.get("dropout_mechanism", {})
+    if mechanism.get("mechanism", "mcar") != "mcar":
+        h = h * _dropout_multiplier(mechanism, rd, scr["obs"], rate[:, is_treat], counts, miss,
+                                    layout)
     cum_h = np.cumsum(h, axis=1)
     e = rng.exponential(size=n)
     dropped = cum_h[:, -1] >= e
@@ -348,13 +363,6 @@ def _simulate_one(rd: ResolvedDesign, params: dict[str, Any],
     eff_last = np.where(dropped, withdrawal, last_day)
 
     # ---- diary records -------------------------------------------------------------------------
-    rng = gens["missingness"]
-    r_start, r_days, r_seg = layout["start"], layout["days"], layout["seg"]
-    n_rec = r_start.size
-    n_run_rec = int((r_seg == 0).sum())
-    miss = np.concatenate(
-        [scr["miss"], rng.random((n, n_rec - n_run_rec)) < d["missing_days"]], axis=1
-    )
     cum = np.concatenate([np.zeros((n, 1), dtype=np.int64), np.cumsum(counts, axis=1)], axis=1)
     first = rd.first_day
     keep = r_start[None, :] <= eff_last[:, None]
@@ -457,6 +465,58 @@ def _simulate_one(rd: ResolvedDesign, params: dict[str, Any],
     for table in arrays.values():  # map subject indices to ids
         table["subject_id"] = ids[table.pop("subject")]
     return arrays, {"truth": truth, "subject_log_rr": subject_log_rr, "latent": latent}
+
+
+# --------------------------------------------------------------------------------------------
+# dropout that depends on the data (design key dropout_mechanism)
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    """``(x - mean) / sd`` over the finite values; 0 where ``x`` is not finite or sd is 0."""
+    ok = np.isfinite(x)
+    sd = float(np.std(x[ok])) if ok.any() else 0.0
+    if sd == 0.0:
+        return np.zeros_like(x)
+    return np.where(ok, (x - np.mean(x[ok])) / sd, 0.0)
+
+
+def _dropout_multiplier(mechanism: dict[str, Any], rd: ResolvedDesign, run_in_rate: np.ndarray,
+                        treat_rate: np.ndarray, counts: np.ndarray, miss: np.ndarray,
+                        layout: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-subject, per-day multiplier of the dropout hazard (n x days after the run-in).
+
+    ``exp(strength z) / mean(exp(strength z))``, ``z`` the standardised log of the rate the
+    mechanism reads (schemas/design.schema.yaml, ``dropout_mechanism``): the diarised run-in
+    rate (observed: missing at random), the diarised early-treatment rate over it (observed
+    before the hazard changes: missing at random) or the latent treatment-period mean rate
+    ``treat_rate`` (never observed: missing not at random). Half a cramp is added to the
+    diarised counts so that a cramp-free diary has a finite log rate.
+    """
+    run_days = rd.segments[0].days
+    n, n_post = counts.shape[0], counts.shape[1] - run_days
+    log_runin = np.log(run_in_rate + 0.5 / run_days)
+    start = 0
+    if mechanism["mechanism"] == "mar_runin":
+        x = log_runin
+    elif mechanism["mechanism"] == "mnar":
+        x = np.log(treat_rate.mean(axis=1))
+    else:  # mar_early_response: diarised days of the first early_weeks of treatment
+        start = 7 * int(mechanism["early_weeks"])
+        r_days = layout["days"]
+        rec_of_day = np.repeat(np.arange(r_days.size), r_days)
+        day = np.repeat(layout["start"] - rd.first_day, r_days) + (
+            np.arange(rec_of_day.size) - np.repeat(np.cumsum(r_days) - r_days, r_days)
+        )
+        diarised = np.ones(counts.shape, dtype=bool)
+        diarised[:, day] = ~miss[:, rec_of_day]
+        early = slice(run_days, run_days + start)
+        days_obs = diarised[:, early].sum(axis=1)
+        count_obs = np.where(diarised[:, early], counts[:, early], 0).sum(axis=1)
+        x = np.log((count_obs + 0.5) / np.maximum(days_obs, 1)) - log_runin
+    m = np.exp(float(mechanism["strength"]) * _standardised(x))
+    out = np.ones((n, n_post))
+    out[:, start:] = (m / m.mean())[:, None]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,6 +696,8 @@ def _truth(rd: ResolvedDesign, root: np.random.SeedSequence, trial_truth: dict[s
     }
     if d["type"] != "parallel":
         truth["letters"] = dict(rd.letters)
+    if "dropout_mechanism" in d:  # absent from designs without it: their truth is unchanged
+        truth["dropout_mechanism"] = dict(d["dropout_mechanism"])
     return truth
 
 

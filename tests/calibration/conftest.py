@@ -1,0 +1,52 @@
+"""Fixtures of the calibration tests: cases whose posterior is known exactly (no sampling)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from crampstats.calibration import CalibrationCase, Estimate, Replicate
+
+N_OBS = 10
+N_DRAWS = 4000
+
+
+def conjugate_case(name: str, sd_scale: float = 1.0) -> CalibrationCase:
+    """Normal mean, known unit variance, N(0, 1) prior; truth drawn from the prior.
+
+    With the truth drawn from the prior, the exact posterior's central intervals cover it with
+    exactly their nominal probability (the Bayesian guarantee); ``sd_scale`` != 1 makes the
+    posterior too narrow or too wide, i.e. miscalibrated.
+    """
+
+    def start(cores: int) -> Callable[[np.random.SeedSequence], Replicate]:
+        def run(seed: np.random.SeedSequence) -> Replicate:
+            rng = np.random.default_rng(seed)
+            mu = rng.normal()
+            y = rng.normal(mu, 1.0, size=N_OBS)
+            mean, sd = y.sum() / (N_OBS + 1), np.sqrt(1 / (N_OBS + 1))
+            draws = rng.normal(mean, sd * sd_scale, size=N_DRAWS)
+            return Replicate([Estimate("mu", mu, draws)])
+
+        return run
+
+    return CalibrationCase(
+        name=name,
+        model="conjugate_normal",
+        description="Conjugate normal mean (test case).",
+        modules=(sys.modules[__name__],),
+        start=start,
+    )
+
+
+@pytest.fixture
+def exact_case() -> CalibrationCase:
+    return conjugate_case("exact")
+
+
+@pytest.fixture
+def narrow_case() -> CalibrationCase:
+    return conjugate_case("narrow", sd_scale=0.6)
