@@ -18,6 +18,12 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
+from crampstats.calibration.reliability import (
+    P_SHORT_WEEK,
+    RUNIN_WEEKS,
+    count_truth,
+    simulate_runin,
+)
 from crampstats.derive import derive_all
 from crampstats.models._common import ModelDataError
 from crampstats.secondary import outcome_measures as om
@@ -29,63 +35,8 @@ Z95 = stats.norm.ppf(0.975)
 
 
 # ---------------------------------------------------------------------------------------------
-# Truth, written independently of the module
+# Truth: the calibration case's generator and closed forms (crampstats.calibration.reliability)
 # ---------------------------------------------------------------------------------------------
-def count_truth(icc: float, lam: float, k: float) -> dict[str, float]:
-    """Parameters and true properties of weekly NB counts with a log-normal subject effect.
-
-    Nakagawa et al. (2017): latent ICC = s2 / (s2 + log(1 + 1/lam + 1/k)), lam the mean weekly
-    count = exp(mu + s2 / 2); solve for s2 given the ICC. Observed scale by the law of total
-    variance: Var(E[y|b]) = lam^2 (e^s2 - 1), E[Var(y|b)] = lam + E[m^2] / k.
-    """
-    s2 = icc / (1.0 - icc) * math.log(1.0 + 1.0 / lam + 1.0 / k)
-    mu = math.log(lam) - s2 / 2.0
-    e_m2 = math.exp(2.0 * mu + 2.0 * s2)
-    between = e_m2 - lam**2
-    within = lam + e_m2 / k
-    sem = math.sqrt(within)
-    return {
-        "mu": mu,
-        "s": math.sqrt(s2),
-        "k": k,
-        "icc": icc,
-        "icc_observed": between / (between + within),
-        "sem": sem,
-        "mdc95": Z95 * math.sqrt(2.0) * sem,
-    }
-
-
-def simulate_runin(
-    rng: np.random.Generator,
-    n: int,
-    truth: dict[str, float],
-    weeks: int = 2,
-    p_short: float = 0.1,
-) -> pd.DataFrame:
-    """A ``weekly`` frame of run-in weeks from the count model.
-
-    A fraction ``p_short`` of weeks has 4-6 diarised days (kept by the module's default rule,
-    so every subject enters and the model's exposure offset is exercised).
-    """
-    log_rate = rng.normal(truth["mu"], truth["s"], n)  # per 7-day week
-    days = np.where(rng.random((n, weeks)) < p_short, rng.integers(4, 7, (n, weeks)), 7)
-    mean = np.exp(log_rate)[:, None] * days / 7.0
-    k = truth["k"]
-    counts = rng.negative_binomial(k, k / (k + mean))
-    week = np.arange(weeks) - weeks + 1
-    return pd.DataFrame(
-        {
-            "trial_id": "g",
-            "subject_id": np.repeat([f"s{i:04d}" for i in range(n)], weeks),
-            "arm": "placebo",
-            "period": "run-in",
-            "week": np.tile(week, n),
-            "count": counts.ravel(),
-            "exposure_days": days.ravel(),
-        }
-    )
-
-
 def _row(summary: pd.DataFrame, prop: str) -> pd.Series:
     return summary.set_index("property").loc[prop]
 
@@ -166,7 +117,7 @@ def test_ctf_marginal_likelihood_matches_numerical_integration():
 
 def test_model_densities_match_numpy():
     rng = np.random.default_rng(3)
-    weekly = simulate_runin(rng, 12, count_truth(0.5, 6.0, 4.0))
+    weekly = simulate_runin(rng, 12, count_truth(0.5, 6.0, 4.0), RUNIN_WEEKS, P_SHORT_WEEK)
     model = om.RunInReliability()
     prepared = model.prepare(weekly)
     pm_model = model.build(prepared)
@@ -246,7 +197,7 @@ SETTINGS = {"icc_0.4": (0.4, 7.0, 4.0, 11), "icc_0.8": (0.8, 7.0, 10.0, 12)}
 def frequency_fits(request):
     icc, lam, k, seed = SETTINGS[request.param]
     truth = count_truth(icc, lam, k)
-    weekly = simulate_runin(np.random.default_rng(seed), 150, truth)
+    weekly = simulate_runin(np.random.default_rng(seed), 150, truth, RUNIN_WEEKS, P_SHORT_WEEK)
     bayes = om.frequency_reliability(weekly, seed=seed, sampler_config=SAMPLER)
     ml = om.frequency_reliability_ml(weekly)
     return truth, bayes, ml
@@ -621,7 +572,9 @@ def test_ml_twin_coverage_over_replicates():
         hits = {p: 0 for p in PROPERTIES}
         reps = 150
         for _ in range(reps):
-            summary = om.frequency_reliability_ml(simulate_runin(rng, 150, truth)).summary
+            summary = om.frequency_reliability_ml(
+                simulate_runin(rng, 150, truth, RUNIN_WEEKS, P_SHORT_WEEK)
+            ).summary
             for p in PROPERTIES:
                 row = _row(summary, p)
                 hits[p] += row["lower"] < truth[p] < row["upper"]
