@@ -17,6 +17,8 @@ import pytest
 from helpers import CORES, interval, simulated_derived
 from scipy import stats
 
+# the network, its effects (docs/calibration.md) and generator are the calibration case's
+from crampstats.calibration.multi_trial import LOG_RR, NETWORK, simulate_network
 from crampstats.compare.contrasts import TWIN_HK, TWIN_WALD, multi_trial_summary
 from crampstats.engine import compile_cache_info, diagnose
 from crampstats.models import ModelDataError
@@ -32,66 +34,8 @@ from crampstats.models.multi_trial import (
     trial_nb_glm,
 )
 from crampstats.models.nb_totals import nb_glm_twin
-from crampstats.models.synthetic import simulate_parallel_trial
 
-# docs/calibration.md therapy effects
-LOG_RR = {
-    "mexiletine": float(np.log(0.5)),
-    "quinine": float(np.log(0.75)),
-    "magnesium": float(np.log(0.96)),
-}
-# A network: every trial has placebo; mexiletine and magnesium never meet in one trial, so
-# their comparison is indirect only; T5 is a two-arm trial.
-NETWORK = {
-    "T1": ["placebo", "mexiletine", "quinine"],
-    "T2": ["placebo", "mexiletine", "quinine"],
-    "T3": ["placebo", "quinine", "magnesium"],
-    "T4": ["placebo", "quinine", "magnesium"],
-    "T5": ["placebo", "mexiletine"],
-    "T6": ["placebo", "quinine", "magnesium"],
-}
 N_CELLS = sum(len(arms) - 1 for arms in NETWORK.values())
-
-
-def simulate_network(
-    rng: np.random.Generator,
-    network: dict[str, list[str]],
-    log_rr: dict[str, float],
-    tau: float,
-    n_per_arm: int = 40,
-    rho: float = 0.5,
-    ks: tuple[float, ...] = (2.0, 3.0, 4.0),
-    rate_sd: float = 0.25,
-) -> tuple[pd.DataFrame, dict]:
-    """Several trials from the model's own process, with known truth.
-
-    Trial ``t`` has a baseline rate ``0.9 * exp(rate_sd * N(0, 1))``, overdispersion ``ks``
-    in turn and arm effects ``log_rr[a] + tau * (sqrt(rho) u_t + sqrt(1 - rho) z_ta)``;
-    subjects follow :func:`simulate_parallel_trial` (run-in covariate entering with b = 0.7).
-    """
-    frames, cells = [], {}
-    for i, (trial, arms) in enumerate(network.items()):
-        u = rng.standard_normal()
-        rate_ratios = {arms[0]: 1.0}
-        for arm in arms[1:]:
-            z = rng.standard_normal()
-            cells[(trial, arm)] = log_rr[arm] + tau * (np.sqrt(rho) * u + np.sqrt(1 - rho) * z)
-            rate_ratios[arm] = float(np.exp(cells[(trial, arm)]))
-        periods, _, _ = simulate_parallel_trial(
-            rng,
-            rate_ratios,
-            n_per_arm,
-            weeks=8,
-            rate=0.9 * float(np.exp(rate_sd * rng.standard_normal())),
-            k=ks[i % len(ks)],
-            b=0.7,
-            baseline="independent",
-            dropout=0.05,
-            trial_id=trial,
-        )
-        frames.append(periods)
-    truth = {"log_rr": dict(log_rr), "tau": tau, "cells": cells}
-    return pd.concat(frames, ignore_index=True), truth
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +43,9 @@ def simulate_network(
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def network_trials():
-    return simulate_network(np.random.default_rng(20261125), NETWORK, LOG_RR, tau=0.15)
+    return simulate_network(
+        np.random.default_rng(20261125), NETWORK, LOG_RR, tau=0.15, n_per_arm=40
+    )
 
 
 @pytest.fixture(scope="module")
