@@ -98,7 +98,7 @@ def test_fixed_sequence_order_must_list_each_active_arm_once():
             ARMS, None, "has none",
         ),
         ({"multiplicity": {"order": ["a"]}}, ARMS, None, "only used by fixed_sequence"),
-        ({"intercurrent_events": {"withdrawal": "composite"}}, ARMS, None, "not implemented"),
+        ({"intercurrent_events": {"withdrawal": "composite"}}, ARMS, None, "cannot express"),
         ({"endpoint": "intensity"}, ARMS, None, "not implemented"),
     ],
 )  # fmt: skip

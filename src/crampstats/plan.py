@@ -34,6 +34,7 @@ __all__ = [
     "RECORD_SUFFIX",
     "SINGLE_TRIAL",
     "STRATEGIES",
+    "TREATMENT_POLICY_EVENTS",
     "Criterion",
     "Plan",
     "PlanError",
@@ -51,6 +52,8 @@ __all__ = [
 RECORD_SUFFIX = ".plan-freeze.json"
 #: Family-wise strategies (docs/analysis-plan.md).
 STRATEGIES = ("none", "fixed_sequence", "calibrated", "exchangeable")
+#: Intercurrent events whose diary after the event can be used (treatment_policy).
+TREATMENT_POLICY_EVENTS = ("treatment_discontinuation", "rescue_medication")
 #: Key of a trial config's single plan in a freeze record (a main config keys by trial name).
 SINGLE_TRIAL = "*"
 
@@ -273,10 +276,19 @@ def check_plan(
             "decisions are made on cramp_frequency"
         )
     for event, strategy in plan.intercurrent_events.items():
-        if strategy != "hypothetical":
+        if strategy == "composite":
             problems.append(
-                f"{key}.intercurrent_events.{event}: {strategy} is not implemented yet; the "
-                "analysis treats diary after the event as missing at random (hypothetical)"
+                f"{key}.intercurrent_events.{event}: composite scores the event as a failure, "
+                "which a cramp rate cannot express; the responder endpoint does "
+                "(analysis.secondary.responder_withdrawal: composite). Use hypothetical or "
+                "treatment_policy"
+            )
+        elif strategy == "treatment_policy" and event not in TREATMENT_POLICY_EVENTS:
+            problems.append(
+                f"{key}.intercurrent_events.{event}: treatment_policy needs the diary after the "
+                "event, and a withdrawn subject has none; the analysis treats it as missing at "
+                "random (hypothetical) - the tipping-point analysis (analysis.tipping_point) shows "
+                "what another post-withdrawal rate would change"
             )
     if problems:
         raise PlanError("analysis plan refused:\n" + "\n".join(f"  {p}" for p in problems))

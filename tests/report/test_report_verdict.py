@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pandas as pd
 import pytest
 from helpers import Page, assert_self_contained, hand_built_nb_totals
 
@@ -81,3 +82,20 @@ def test_verdict_panel_shows_each_comparison_and_the_plans_status(example_result
     assert provenance["analysis_plan"]["changed_after_freeze"] == {
         "same": False, "other": True, None: None,
     }[frozen]  # fmt: skip
+
+
+def test_the_panel_says_how_each_intercurrent_event_was_handled(example_results, tmp_path):
+    folder, _ = _results(example_results, tmp_path, None)
+    events = pd.DataFrame({
+        "event": ["treatment_discontinuation", "treatment_discontinuation"],
+        "strategy": ["hypothetical"] * 2, "arm": ["mexiletine", "<b>placebo</b>"],
+        "subjects": [3, 1], "records": [40, 9], "diarised_days": [40, 9], "used": [False] * 2,
+    })
+    events.to_parquet(folder / "derived" / "intercurrent.parquet")
+    html = build_report(folder)
+    assert_self_contained(html)
+    assert "treatment discontinuation: hypothetical (diary after the event missing at random) " \
+        "(subjects per arm: mexiletine 3, &lt;b&gt;placebo&lt;/b&gt; 1; 49 diarised days after " \
+        "the event left out)" in html
+    assert "<b>placebo</b>" not in html
+    assert "rescue medication: hypothetical (diary after the event missing at random);" in html

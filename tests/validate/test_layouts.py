@@ -469,7 +469,8 @@ def test_a_bad_wide_cell_names_its_own_column(tmp_path):
     ({"emg": {"rescale": {"intensity": {"from": [0, 100]}}}}, "'rescale' was unexpected"),
     ({"diary": {"wide": {"columns": {"cramp_count": "day_n"}}}}, "does not match"),
     ({"adverse_events": {"categories": {"from_term": "whodrug"}}}, "is not one of ['meddra']"),
-    ({"subjects": {"dates": {"visit": "VISDT"}}}, "is not one of ['study_day', 'withdrawal_day']"),
+    ({"subjects": {"dates": {"visit": "VISDT"}}},
+     "is not one of ['study_day', 'withdrawal_day', 'discontinuation_day'"),
 ])
 def test_contradictory_mappings_are_config_errors(tmp_path, capsys, tables, words):
     folder = write_csv(small_trial(), tmp_path / "data")

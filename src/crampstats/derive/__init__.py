@@ -8,6 +8,7 @@ from crampstats.derive.datasets import (
     derive_all,
     diary_records,
     emg_visits,
+    primary_diary,
     read_derived,
     subject_columns,
     subject_periods,
@@ -16,6 +17,7 @@ from crampstats.derive.datasets import (
     trial_id_of,
     write_derived,
 )
+from crampstats.derive.intercurrent import event_summary, flag_records
 
 __all__ = [
     "COVARIATES",
@@ -25,6 +27,9 @@ __all__ = [
     "derive_all",
     "diary_records",
     "emg_visits",
+    "event_summary",
+    "flag_records",
+    "primary_diary",
     "read_derived",
     "subject_columns",
     "subject_periods",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from crampstats.config import check
+from crampstats.derive.intercurrent import apply_strategies, event_summary, flag_records
 from crampstats.errors import CrampstatsError
 from crampstats.outputs import atomic_dir, provenance, to_json, write_parquet
 from crampstats.validate.contract import DERIVED_COLUMNS, RESERVED_SUBJECT_COLUMNS
@@ -26,8 +27,19 @@ if TYPE_CHECKING:
 #: The contract's subject covariates, carried into ``periods`` in this order.
 COVARIATES = ("age", "sex", "etiology", "cramp_origin", "stratum")
 #: Subject columns that are not covariates: identifiers, design, post-randomisation.
-NOT_COVARIATES = ("trial_id", "subject_id", "arm", "sequence", "withdrawal_day")
+NOT_COVARIATES = (
+    "trial_id", "subject_id", "arm", "sequence", "withdrawal_day", "discontinuation_day",
+)
 NON_TREATMENT_PERIODS = ("run-in", "washout")
+
+
+def primary_diary(tables: dict[str, pd.DataFrame], config: Mapping[str, Any]) -> pd.DataFrame:
+    """Return the diary the primary endpoint is analysed on.
+
+    Records that an intercurrent event's ``hypothetical`` strategy excludes (off treatment, on
+    rescue medication; :mod:`crampstats.derive.intercurrent`) have their count set missing.
+    """
+    return apply_strategies(flag_records(tables), config)
 
 
 def _diarised(diary: pd.DataFrame) -> pd.DataFrame:
@@ -82,7 +94,8 @@ def _subject_info(subjects: pd.DataFrame) -> pd.DataFrame:
     contract's, so that any of them can be a covariate or a random-intercept grouping.
     """
     cols = ["trial_id", "subject_id"] + [
-        c for c in ("arm", "sequence", *COVARIATES, "withdrawal_day") if c in subjects
+        c for c in ("arm", "sequence", *COVARIATES, "withdrawal_day", "discontinuation_day")
+        if c in subjects
     ]
     extras = [c for c in subjects.columns if c not in cols]
     clash = [c for c in extras if c in RESERVED_SUBJECT_COLUMNS]
@@ -126,7 +139,7 @@ def subject_periods(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> 
         has no treatment diary; crossover and N-of-1 designs have one row per numbered period, with
         ``arm`` the treatment taken.
     """
-    subjects, diary = tables["subjects"], tables["diary"]
+    subjects, diary = tables["subjects"], primary_diary(tables, config)
     info = _subject_info(subjects)
     runin = _runin(diary, subjects["subject_id"])
     done = _diarised(diary)
@@ -169,7 +182,7 @@ def subject_weeks(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd
         log_baseline_rate``; ``arm`` is the randomised arm, or the treatment taken in crossover
         and N-of-1 designs.
     """
-    subjects, diary = tables["subjects"], tables["diary"]
+    subjects, diary = tables["subjects"], primary_diary(tables, config)
     done = _diarised(diary)
     done["week"] = week_of(done["study_day"])
     keys = ["subject_id", "period", "week"]
@@ -198,7 +211,7 @@ def crossover_periods(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -
         ``treatment, previous_treatment`` (NA in period 1; for carry-over), ``count,
         exposure_days, log_baseline_rate``. Run-in and washout records are excluded.
     """
-    subjects, diary = tables["subjects"], tables["diary"]
+    subjects, diary = tables["subjects"], primary_diary(tables, config)
     done = _diarised(diary)
     numbered = done[~done["period"].isin(NON_TREATMENT_PERIODS)].copy()
     numbered["period"] = numbered["period"].astype("int64")
@@ -337,7 +350,9 @@ def derive_all(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[
     dict
         ``periods`` and ``weekly`` always; ``crossover`` for crossover and N-of-1 designs;
         ``diary`` (completed records) when the diary has intensity or location; ``emg``,
-        ``ae_incidence`` and ``adverse_events`` when those tables exist and are not empty.
+        ``ae_incidence`` and ``adverse_events`` when those tables exist and are not empty;
+        ``intercurrent`` (:func:`~crampstats.derive.intercurrent.event_summary`) when any
+        treatment-period record is off treatment or on rescue medication.
     """
     out = {"periods": subject_periods(tables, config), "weekly": subject_weeks(tables, config)}
     if config.get("design", "parallel") != "parallel":
@@ -349,6 +364,9 @@ def derive_all(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[
     if tables.get("adverse_events") is not None and len(tables["adverse_events"]):
         out["ae_incidence"] = ae_incidence(tables, config)
         out["adverse_events"] = adverse_event_listing(tables, config)
+    events = event_summary(flag_records(tables), tables["subjects"], config)
+    if len(events):
+        out["intercurrent"] = events
     return out
 
 

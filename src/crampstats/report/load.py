@@ -61,6 +61,9 @@ class Results:
         ``derived/periods.parquet`` (empty when absent).
     subjects, diary : pandas.DataFrame
         ``validated/subjects.parquet`` and ``validated/diary.parquet`` (empty when absent).
+    intercurrent : pandas.DataFrame
+        ``derived/intercurrent.parquet``: the intercurrent events of the primary endpoint per
+        arm and how their diary counted (empty when the trial has none).
     fit_attrs : dict
         Model name -> the ``crampstats_*`` attributes of its fit's posterior group (model config
         and sampler config actually used), read without loading the draws.
@@ -73,6 +76,7 @@ class Results:
     periods: pd.DataFrame = field(default_factory=pd.DataFrame)
     subjects: pd.DataFrame = field(default_factory=pd.DataFrame)
     diary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    intercurrent: pd.DataFrame = field(default_factory=pd.DataFrame)
     fit_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -199,5 +203,6 @@ def read_results(results_dir: str | Path) -> Results:
         periods=_read_parquet(path / "derived" / "periods.parquet"),
         subjects=_read_parquet(path / "validated" / "subjects.parquet"),
         diary=_read_parquet(path / "validated" / "diary.parquet"),
+        intercurrent=_read_parquet(path / "derived" / "intercurrent.parquet"),
         fit_attrs=fit_attrs,
     )

@@ -30,9 +30,24 @@ STRATEGY_TEXT = {
 }
 EVENT_TEXT = {
     "hypothetical": "hypothetical (diary after the event missing at random)",
-    "treatment_policy": "treatment policy",
+    "treatment_policy": "treatment policy (diary after the event used as collected)",
     "composite": "composite",
 }
+
+
+def event_counts(intercurrent: pd.DataFrame, event: str) -> str:
+    """Say how many subjects had ``event`` and what became of their diary, or ``""`` if none."""
+    if not len(intercurrent):
+        return ""
+    mine = intercurrent[intercurrent["event"].astype(str) == event]
+    if not len(mine):
+        return ""
+    per_arm = ", ".join(
+        f"{text.label(str(r['arm']))} {int(r['subjects'])}" for r in mine.to_dict("records")
+    )
+    days = int(mine["diarised_days"].sum())
+    fate = "used" if bool(mine["used"].iloc[0]) else "left out"
+    return f"subjects per arm: {per_arm}; {days} diarised days after the event {fate}"
 
 
 def rate_text(x: Any) -> str:
@@ -91,7 +106,11 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
         "endpoint": plan.endpoint.replace("_", " "),
         "summary_measure": plan.summary_measure.replace("_", " "),
         "events": [
-            {"event": e.replace("_", " "), "strategy": EVENT_TEXT.get(s, s)}
+            {
+                "event": e.replace("_", " "),
+                "strategy": EVENT_TEXT.get(s, s),
+                "counts": event_counts(ctx.results.intercurrent, e),
+            }
             for e, s in plan.intercurrent_events.items()
         ],
         "planning_rr": f"{plan.planning_rate_ratio:g}",

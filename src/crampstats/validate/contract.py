@@ -22,9 +22,9 @@ from pandera.errors import SchemaErrors
 
 from crampstats.validate.records import DataWarning, Problem, RawTable, norm_series
 
-TABLES = ("subjects", "diary", "emg", "adverse_events")
+TABLES = ("subjects", "diary", "emg", "adverse_events", "medications")
 REQUIRED_TABLES = ("subjects", "diary")
-OPTIONAL_TABLES = ("emg", "adverse_events")
+OPTIONAL_TABLES = ("emg", "adverse_events", "medications")
 DESIGNS = ("parallel", "crossover", "nof1")
 
 ETIOLOGIES = (
@@ -75,6 +75,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "cramp_origin": Spec("string"),
         "stratum": Spec("string"),
         "withdrawal_day": Spec("int", hint=_DAY),
+        "discontinuation_day": Spec("int", hint=_DAY),
     },
     "diary": {
         "subject_id": Spec("string", True),
@@ -102,6 +103,13 @@ SPECS: dict[str, dict[str, Spec]] = {
         "serious": Spec("bool"),
         "study_day": Spec("int", hint=_DAY),
     },
+    "medications": {
+        "subject_id": Spec("string", True),
+        "medication": Spec("string", True),
+        "start_day": Spec("int", True, hint=_DAY),
+        "end_day": Spec("int", hint=_DAY),
+        "rescue": Spec("bool"),
+    },
 }
 #: Canonical column names per table, in output order.
 CANONICAL: dict[str, tuple[str, ...]] = {t: tuple(cols) for t, cols in SPECS.items()}
@@ -123,6 +131,7 @@ SORT_KEYS: dict[str, list[str]] = {
     "diary": ["subject_id", "study_day"],
     "emg": ["subject_id", "visit"],
     "adverse_events": ["subject_id", "study_day", "term"],
+    "medications": ["subject_id", "start_day", "medication"],
 }
 _UNIQUE_KEYS: dict[str, tuple[list[str], str]] = {
     "diary": (["subject_id", "study_day"],
@@ -319,7 +328,8 @@ def apply_defaults(name: str, frame: pd.DataFrame, config: Mapping[str, Any]) ->
     """Fill documented defaults of absent columns and empty cells.
 
     ``trial_id`` (config ``trial_id``, else ``trial``), ``days`` (1), ``period`` (``run-in`` when
-    the record ends on day <= 0, else ``treatment``), ``ctf_censored`` and ``serious`` (false).
+    the record ends on day <= 0, else ``treatment``), ``ctf_censored``, ``serious`` and
+    ``rescue`` (false).
 
     Parameters
     ----------
@@ -362,6 +372,8 @@ def apply_defaults(name: str, frame: pd.DataFrame, config: Mapping[str, Any]) ->
         fill("ctf_censored", False)
     elif name == "adverse_events":
         fill("serious", False)
+    elif name == "medications":
+        fill("rescue", False)
     return frame
 
 
@@ -412,10 +424,33 @@ def _treatment_given(frame: pd.DataFrame) -> pd.Series:
     return ok & ~(in_treatment & frame["treatment"].isna()).astype(bool)
 
 
+def _discontinued_on_study(frame: pd.DataFrame) -> pd.Series:
+    """Return False where treatment ends after the last day on study."""
+    if not {"discontinuation_day", "withdrawal_day"} <= set(frame.columns):
+        return pd.Series(True, index=frame.index)
+    late = frame["discontinuation_day"] > frame["withdrawal_day"]
+    return ~late.fillna(False).astype(bool)
+
+
+def _ends_after_start(frame: pd.DataFrame) -> pd.Series:
+    """Return False where a medication's ``end_day`` is before its ``start_day``."""
+    if not {"start_day", "end_day"} <= set(frame.columns):
+        return pd.Series(True, index=frame.index)
+    early = frame["end_day"] < frame["start_day"]
+    return ~early.fillna(False).astype(bool)
+
+
 _OVERLAP = "overlaps an earlier record of the same subject (study_day + days covered)"
 _NO_TREATMENT = "is empty in a treatment period (a crossover / N-of-1 record needs its treatment)"
+_DISCONTINUED_LATE = (
+    "is after withdrawal_day (treatment cannot end after the subject left the study)"
+)
+_ENDS_EARLY = "is before start_day (a medication cannot end before it starts)"
 #: Data-frame-level checks -> the column their problems are reported in.
-_FRAME_CHECK_COLUMN = {_OVERLAP: "study_day", _NO_TREATMENT: "treatment"}
+_FRAME_CHECK_COLUMN = {
+    _OVERLAP: "study_day", _NO_TREATMENT: "treatment", _DISCONTINUED_LATE: "discontinuation_day",
+    _ENDS_EARLY: "end_day",
+}
 
 
 def _isin(values: list[str], error: str) -> pa.Check:
@@ -468,7 +503,11 @@ def table_schema(name: str, ctx: Context) -> pa.DataFrameSchema:
             "withdrawal_day": col("withdrawal_day", [pa.Check.ge(
                 1, error="is before the first dose (withdrawal_day is the last study day on study, "
                 "first dose is day 1)")]),
+            "discontinuation_day": col("discontinuation_day", [pa.Check.ge(
+                1, error="is before the first dose (discontinuation_day is the last study day on "
+                "randomised treatment, first dose is day 1)")]),
         }
+        checks.append(pa.Check(_discontinued_on_study, error=_DISCONTINUED_LATE))
     elif name == "diary":
         columns = {
             "subject_id": subject,
@@ -501,6 +540,15 @@ def table_schema(name: str, ctx: Context) -> pa.DataFrameSchema:
             "cramp_potential_hz": col("cramp_potential_hz", [pa.Check.gt(
                 0, error="is not positive (cramp-potential frequency must be > 0 Hz)")]),
         }
+    elif name == "medications":
+        columns = {
+            "subject_id": subject,
+            "medication": col("medication", nullable=False),
+            "start_day": col("start_day", nullable=False),
+            "end_day": col("end_day"),
+            "rescue": col("rescue", nullable=False),
+        }
+        checks.append(pa.Check(_ends_after_start, error=_ENDS_EARLY))
     else:
         columns = {
             "subject_id": subject,
