@@ -32,6 +32,7 @@ VERDICT_COLUMNS = ["arm", "rule", "quantity", "probability", "threshold", "met",
 __all__ = [
     "absolute_difference",
     "decision_table",
+    "nb_parameters",
     "probability_below",
     "rank_probabilities",
     "rate_ratio_summary",
@@ -56,6 +57,33 @@ def _draws(obj: xr.DataTree | xr.Dataset | xr.DataArray, var_name: str) -> xr.Da
     if "sample" in obj.indexes:
         obj = obj.drop_vars(["sample", *[c for c in ("chain", "draw") if c in obj.coords]])
     return obj.transpose(..., "sample")
+
+
+def nb_parameters(model: Any, idata: xr.DataTree, exposure_days: Any) -> dict[str, float]:
+    """Control daily rate (standardised over subjects), size ``k`` and mean exposure of a fit.
+
+    Parameters
+    ----------
+    model
+        The fitted negative binomial totals model (its ``subject_log_rate(idata)``: each
+        subject's log control rate per day, draws x subjects).
+    idata
+        Its fit, with ``k`` in the posterior.
+    exposure_days
+        The analysed subjects' exposure.
+
+    Returns
+    -------
+    dict
+        ``rate`` (posterior median of ``mean_i exp(c_i)``), ``k`` (posterior median) and
+        ``exposure`` (mean days): the inputs of :func:`crampstats.multiplicity.null_variance`.
+    """
+    control = np.exp(model.subject_log_rate(idata)).mean("subject")
+    return {
+        "rate": float(np.median(control.values)),
+        "k": float(np.median(idata["posterior"]["k"].values)),
+        "exposure": float(np.mean(np.asarray(exposure_days, dtype=float))),
+    }
 
 
 def probability_below(log_rr: Any, log_threshold: float) -> np.ndarray:

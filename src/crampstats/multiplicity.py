@@ -31,7 +31,7 @@ found the same way under this posterior (:func:`calibrated_probability` with ``h
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +45,7 @@ __all__ = [
     "hierarchical_draws",
     "hierarchical_posterior",
     "null_covariance",
+    "null_variance",
 ]
 
 #: Grid of tau over [0, TAU_GRID_SDS * s_tau]; the HalfNormal mass beyond 5 SDs is 6e-7.
@@ -58,6 +59,18 @@ class Hierarchical:
 
     mu_sd: float = 1.0
     tau_sd: float = 0.5
+
+
+def null_variance(params: Mapping[str, float]) -> float:
+    """Per-subject variance of the log rate under the null, ``1 / mu + 1 / k``, 2 digits.
+
+    ``params``: ``rate`` (control cramps per day), ``k`` and ``exposure`` (days), as
+    :func:`crampstats.decisions.nb_parameters` gives them; ``mu = rate * exposure``. Rounded so
+    that the exchangeable calibration (cached by its inputs) is re-used by trials that differ
+    only in the third digit of their estimated variance.
+    """
+    v = 1.0 / (params["rate"] * params["exposure"]) + 1.0 / params["k"]
+    return float(f"{v:.2g}")
 
 
 def null_covariance(n_per_arm: Sequence[float], variance: float = 1.0) -> np.ndarray:

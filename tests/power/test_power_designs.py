@@ -17,8 +17,11 @@ import pytest
 import xarray as xr
 from scipy import optimize, special, stats
 
+from crampstats.compare.verdict import calibrated_threshold as analysis_threshold
 from crampstats.config import ConfigError
 from crampstats.decisions import success_verdicts
+from crampstats.multiplicity import null_variance
+from crampstats.plan import parse_plan
 from crampstats.power import (
     check_power_config,
     collect_decisions,
@@ -29,10 +32,15 @@ from crampstats.power import (
     summarize,
 )
 from crampstats.power.curve import fit_power_curve
-from crampstats.power.decide import arm_decisions, calibrated_threshold, family_table
+from crampstats.power.decide import (
+    arm_decisions,
+    calibrated_threshold,
+    exchangeable_threshold,
+    family_table,
+)
 from crampstats.power.generate import pool_subjects, pool_trial, simulate_pool
 from crampstats.power.intervals import rate_interval
-from crampstats.power.run import patient_counts
+from crampstats.power.run import exchangeable_applies, patient_counts
 
 CORES = 2
 TINY_SAMPLER = {"chains": 2, "draws": 100, "tune": 100}
@@ -296,6 +304,30 @@ def test_strategies_decide_as_the_analysis():
     assert got == ref == {"x": True, "y": False}
 
 
+def test_exchangeable_threshold_is_the_analysis_threshold():
+    params = {"rate": 0.8, "k": 2.5, "exposure": 56.0}
+    sizes = [30, 20, 20, 20]
+    multiplicity = {"alpha": 0.025, "calibration_draws": 20000, "prior_tau_sd": 0.3}
+    plan = parse_plan({"analysis": {"plan": {"multiplicity": {
+        "strategy": "exchangeable", "calibration_draws": 20000, "prior_tau_sd": 0.3}}}})
+    expected = analysis_threshold(plan, sizes, null_variance(params))
+    assert exchangeable_threshold(sizes, params, multiplicity) == expected
+    # shrinkage towards a common mean moves the threshold off the flat one
+    flat = calibrated_threshold(sizes, multiplicity)
+    assert expected != flat
+
+
+@pytest.mark.parametrize(
+    ("arms", "extra", "applies"),
+    [(ARMS, {}, True), ({"placebo": {}, "quinine": {}}, {}, False),
+     (ARMS, {"model": "frailty_weekly"}, False),
+     ({"placebo": {}, "quinine": {}}, {"type": "crossover"}, False)],
+)  # fmt: skip
+def test_exchangeable_needs_a_parallel_nb_totals_design_with_two_actives(arms, extra, applies):
+    cfg = _config({"d": {"arms": arms, **extra}})
+    assert exchangeable_applies(resolve_design(cfg, "d")) is applies
+
+
 def test_patient_counts_and_pooled_patient_rates_by_hand():
     effects = pd.DataFrame(
         {
@@ -384,8 +416,8 @@ def multi_arm_runs(tmp_path_factory):
                 "grid": {"dropout": [0.05]},
             }
         },
-        multiplicity={"strategies": ["fixed_sequence", "calibrated"], "order": ["quinine"],
-                      "calibration_draws": 20000},
+        multiplicity={"strategies": ["fixed_sequence", "calibrated", "exchangeable"],
+                      "order": ["quinine"], "calibration_draws": 20000},
     )  # fmt: skip
     name = "multi__dropout-0.05"
     one, three = tmp_path_factory.mktemp("m1"), tmp_path_factory.mktemp("m3")
@@ -406,7 +438,7 @@ def test_multi_arm_shards_identical_and_summarised(multi_arm_runs):
     assert meta[name]["arm_sizes"]["8"] == {"placebo": 12, "mexiletine": 8, "quinine": 8}
     assert (a["n_randomised"] == a["n_per_arm"]).all()
     for rule in cfg["rules"]:
-        for strategy in ("fixed_sequence", "calibrated"):
+        for strategy in ("fixed_sequence", "calibrated", "exchangeable"):
             assert f"decision[{rule['name']}|{strategy}]" in a
         # fixed sequence (quinine first): mexiletine succeeds only after quinine did
         seq = a.pivot_table(
@@ -415,9 +447,9 @@ def test_multi_arm_shards_identical_and_summarised(multi_arm_runs):
         )  # fmt: skip
         assert not (seq["mexiletine"].astype(bool) & ~seq["quinine"].astype(bool)).any()
     table, _ = summarize(three)
-    assert set(table["multiplicity"]) == {"none", "fixed_sequence", "calibrated"}
+    assert set(table["multiplicity"]) == {"none", "fixed_sequence", "calibrated", "exchangeable"}
     family = pd.read_csv(three / "power_family.csv")
-    assert len(family) == 2 * 2 * 3  # sizes x rules x strategies
+    assert len(family) == 2 * 2 * 4  # sizes x rules x strategies
     assert family["p_any_success"].between(0, 1).all()
 
 

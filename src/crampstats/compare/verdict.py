@@ -27,7 +27,12 @@ from scipy import stats
 from crampstats import decisions
 from crampstats.closed_form import zhu_lakkis_variance
 from crampstats.models import ENDPOINT
-from crampstats.multiplicity import Hierarchical, calibrated_probability, family_false_positive_rate
+from crampstats.multiplicity import (
+    Hierarchical,
+    calibrated_probability,
+    family_false_positive_rate,
+    null_variance,
+)
 from crampstats.plan import Plan, parse_plan, plan_status
 
 #: A fit record (:class:`crampstats.compare.tables.FitRecord`, which imports this module; duck
@@ -67,26 +72,12 @@ def allocation(rec: FitRecord, control: str) -> tuple[list[str], list[int]]:
 
 
 def nb_parameters(rec: FitRecord) -> dict[str, float]:
-    """Control daily rate (standardised over subjects), size ``k`` and mean exposure of a fit.
+    """Control daily rate, size ``k`` and mean exposure of a fit record.
 
-    Posterior medians of ``mean_i exp(c_i)`` and of ``k``; mean ``exposure_days``.
+    See :func:`crampstats.decisions.nb_parameters`.
     """
-    control = np.exp(rec.model.subject_log_rate(rec.idata)).mean("subject")
-    return {
-        "rate": float(np.median(control.values)),
-        "k": float(np.median(rec.idata["posterior"]["k"].values)),
-        "exposure": float(np.mean(rec.prepared.subject_data["exposure_days"].values)),
-    }
-
-
-def null_variance(params: Mapping[str, float]) -> float:
-    """Per-subject variance of the log rate under the null, ``1 / mu + 1 / k``, 2 digits.
-
-    Rounded so that the exchangeable calibration (cached by its inputs) is re-used by trials
-    that differ only in the third digit of their estimated variance.
-    """
-    v = 1.0 / (params["rate"] * params["exposure"]) + 1.0 / params["k"]
-    return float(f"{v:.2g}")
+    exposure = rec.prepared.subject_data["exposure_days"].values
+    return decisions.nb_parameters(rec.model, rec.idata, exposure)
 
 
 def calibrated_threshold(plan: Plan, n_per_arm: list[int], variance: float | None) -> float | None:

@@ -5,10 +5,12 @@ posterior draws of one trial into one decision per arm with the analysis' own co
 analysis decide alike. Strategy ``none`` judges every arm on its own with
 :func:`crampstats.decisions.probability_below` and :func:`crampstats.decisions.rule_met`
 (success when P > probability, strictly, the power module's rule since its first version);
-``fixed_sequence`` and ``calibrated`` are the analysis plan's family-wise strategies, decided by
-:func:`crampstats.decisions.success_verdicts` (which states its criterion as P >= probability,
-as the plan does) with the calibrated threshold of
-:func:`crampstats.multiplicity.calibrated_probability` (:func:`calibrated_threshold`).
+``fixed_sequence``, ``calibrated`` and ``exchangeable`` are the analysis plan's family-wise
+strategies, decided by :func:`crampstats.decisions.success_verdicts` (which states its criterion
+as P >= probability, as the plan does) with the calibrated threshold of
+:func:`crampstats.multiplicity.calibrated_probability` (:func:`calibrated_threshold`;
+:func:`exchangeable_threshold` for ``exchangeable``, whose draws come from the hierarchical-prior
+fit, as in the analysis).
 
 :func:`family_table` reduces the decisions of a multi-arm design to what a protocol reports:
 P(at least one success), P(every truly effective arm detected) and the family-wise
@@ -27,11 +29,11 @@ import pandas as pd
 import xarray as xr
 
 from crampstats.decisions import probability_below, rule_met, success_verdicts
-from crampstats.multiplicity import calibrated_probability
+from crampstats.multiplicity import Hierarchical, calibrated_probability, null_variance
 from crampstats.power.intervals import rate_interval
 
 #: Family-wise strategies the power simulation evaluates (``multiplicity.strategies``).
-STRATEGIES = ("none", "fixed_sequence", "calibrated")
+STRATEGIES = ("none", "fixed_sequence", "calibrated", "exchangeable")
 
 #: Columns of ``power_family.csv``, in order.
 FAMILY_COLUMNS = (
@@ -58,6 +60,30 @@ def calibrated_threshold(sizes: list[int], multiplicity: Mapping[str, Any]) -> f
     )
 
 
+def exchangeable_threshold(
+    sizes: list[int], params: Mapping[str, float], multiplicity: Mapping[str, Any]
+) -> float:
+    """Return the ``exchangeable`` strategy's common P(RR < 1) threshold for one trial.
+
+    As the analysis computes it (:func:`crampstats.compare.verdict.calibrated_threshold`): the
+    hierarchical normal approximation at the fit's per-subject variance
+    (:func:`crampstats.multiplicity.null_variance` of ``params``, from
+    :func:`crampstats.decisions.nb_parameters`), with the plan's prior scales; cached by its
+    inputs, so trials whose rounded variance agree share one calibration.
+    """
+    prior = Hierarchical(
+        float(multiplicity.get("prior_mu_sd", 1.0)), float(multiplicity.get("prior_tau_sd", 0.5))
+    )
+    return calibrated_probability(
+        sizes,
+        float(multiplicity.get("alpha", 0.025)),
+        int(multiplicity.get("calibration_draws", 200_000)),
+        int(multiplicity.get("seed", 14)),
+        null_variance(params),
+        prior,
+    )
+
+
 def arm_decisions(
     draws: np.ndarray,
     arms: list[str],
@@ -77,11 +103,13 @@ def arm_decisions(
     rule
         A rule of the power configuration (``threshold_rr``, ``probability``).
     strategy
-        ``none``, ``fixed_sequence`` or ``calibrated`` (module docstring).
+        ``none``, ``fixed_sequence``, ``calibrated`` or ``exchangeable`` (module docstring;
+        ``exchangeable`` expects the draws of the hierarchical-prior fit).
     order
         Testing order of ``fixed_sequence`` (default ``arms``).
     calibrated
-        Common threshold of ``calibrated`` (:func:`calibrated_threshold`).
+        Common threshold of ``calibrated`` (:func:`calibrated_threshold`) or ``exchangeable``
+        (:func:`exchangeable_threshold`).
 
     Returns
     -------

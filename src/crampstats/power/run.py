@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from crampstats.catalogue import count_entry
 from crampstats.config import ConfigError
-from crampstats.decisions import probability_below
+from crampstats.decisions import nb_parameters, probability_below
 from crampstats.engine import diagnose
 from crampstats.errors import CrampstatsError
 from crampstats.outputs import Progress
@@ -39,7 +39,12 @@ from crampstats.power.config import (
     resolve_design,
     rule_log_thresholds,
 )
-from crampstats.power.decide import arm_decisions, calibrated_threshold, decision_column
+from crampstats.power.decide import (
+    arm_decisions,
+    calibrated_threshold,
+    decision_column,
+    exchangeable_threshold,
+)
 from crampstats.power.fast import LogRRPosterior, check_mode, posterior_log_rr
 from crampstats.power.generate import Pool, draw_effects, mcmc_seed, pool_trial, simulate_pool
 
@@ -71,11 +76,12 @@ def decisions_path(out_dir: str | Path, shards: int, shard: int) -> Path:
     return Path(out_dir) / f"decisions-{shard}-of-{shards}.parquet"
 
 
-def analysis_model(config: dict[str, Any], design: PowerDesign) -> Any:
+def analysis_model(config: dict[str, Any], design: PowerDesign, **overrides: Any) -> Any:
     """Build the analysis model with the design's arms fixed (its compiled structure is fixed).
 
     ``missing_baseline`` defaults to ``"mean"``: a simulated patient without run-in diary days
-    (possible only with selection switched off) must not stop a sweep.
+    (possible only with selection switched off) must not stop a sweep. ``overrides`` are model
+    config keys set last (the exchangeable prior, :func:`exchangeable_model`).
     """
     analysis = config["analysis"]
     model_config = {
@@ -83,11 +89,36 @@ def analysis_model(config: dict[str, Any], design: PowerDesign) -> Any:
         **analysis["model_config"],
         "arms": list(design.arms),
         "control_arm": design.control,
+        **overrides,
     }
     try:
         return count_entry(design.model).model(model_config, dict(analysis["sampler"]))
     except ValueError as exc:
         raise ConfigError(f"power config: key analysis.model_config: {exc}") from None
+
+
+def exchangeable_model(config: dict[str, Any], design: PowerDesign) -> Any:
+    """Build the analysis model with the exchangeable prior over the active arms' effects.
+
+    As :func:`crampstats.fit.fitting` builds the primary ``nb_totals`` model when the analysis
+    plan's strategy is ``exchangeable``, with the scales of ``multiplicity``.
+    """
+    multiplicity = config.get("multiplicity") or {}
+    return analysis_model(
+        config,
+        design,
+        log_rr_prior="exchangeable",
+        prior_log_rr_mu_sd=float(multiplicity.get("prior_mu_sd", 1.0)),
+        prior_log_rr_tau_sd=float(multiplicity.get("prior_tau_sd", 0.5)),
+    )
+
+
+def exchangeable_applies(design: PowerDesign) -> bool:
+    """Whether the design can be analysed under ``exchangeable``: nb_totals, parallel, 2+ actives.
+
+    The plan check refuses the strategy otherwise (:func:`crampstats.plan.check_plan`).
+    """
+    return design.model == "nb_totals" and design.layout == "parallel" and len(design.active) > 1
 
 
 def run_shard(
@@ -147,10 +178,14 @@ def run_shard(
     strategies = ["none", *(s for s in multiplicity.get("strategies", []) if s != "none")]
     if design.layout != "parallel":  # the calibration assumes arms sharing a parallel control
         strategies = [s for s in strategies if s != "calibrated"]
+    if not exchangeable_applies(design):
+        strategies = [s for s in strategies if s != "exchangeable"]
+    exchangeable = exchangeable_model(config, design) if "exchangeable" in strategies else None
     analysis = {
         **config["analysis"],
         "patient_benefit_probability": float(config.get("patient_benefit_probability", 0.8)),
         "strategies": strategies,
+        "multiplicity": multiplicity,
         # fixed_sequence: the configured order restricted to this design's arms, the rest after
         "order": [a for a in multiplicity.get("order", []) if a in design.active]
         + [a for a in design.active if a not in multiplicity.get("order", [])],
@@ -172,7 +207,8 @@ def run_shard(
         for n in design.n_values:
             trial = Trial(pool, design, n, pool_trial(pool, design, n))
             rows.extend(
-                _fit_rows(model, trial, rr, rules, thresholds, seed, cores, r, analysis=analysis)
+                _fit_rows(model, trial, rr, rules, thresholds, seed, cores, r, analysis=analysis,
+                          exchangeable=exchangeable)
             )
         if progress is not None:
             progress(done, len(reps), time.perf_counter() - start)
@@ -312,12 +348,16 @@ def _fit_rows(
     cores: int | None,
     replicate: int,
     analysis: dict[str, Any] | None = None,
+    exchangeable: Any | None = None,
 ) -> list[dict[str, Any]]:
     """Fit one simulated trial and reduce the posterior to one row per active arm.
 
     ``analysis`` (the config's) picks the mode (:mod:`crampstats.power.fast`: ``mcmc`` or
     ``laplace`` with MCMC fallback); every row records the mode that produced it. The
     crossover model is always sampled by MCMC (its per-patient effects need the posterior).
+    ``exchangeable`` (:func:`exchangeable_model`) is fitted too, by MCMC, when the strategies
+    include ``exchangeable``: its decisions use its own draws and threshold
+    (:func:`_exchangeable_decisions`), as the analysis does.
     """
     analysis = analysis or {}
     mode = analysis.get("mode", "mcmc")
@@ -383,7 +423,15 @@ def _fit_rows(
         )
         for name, log_threshold, probability in rules
         for strategy in analysis.get("strategies", ["none"])
+        if strategy != "exchangeable"
     }
+    notes = []
+    if exchangeable is not None:
+        decided, note = _exchangeable_decisions(
+            exchangeable, trial, rules, thresholds, seed, cores, analysis.get("multiplicity", {})
+        )
+        decisions.update(decided)
+        notes += [note] if note else []
     out = []
     for arm in design.active:
         x = draws[:, arm_names.index(arm)]
@@ -399,7 +447,7 @@ def _fit_rows(
             "ess_tail_min": diag["ess_tail_min"],
             "divergences": diag["divergences"],
             "status": "ok" if diag["status"] == "ok" else "diagnostics_failed",
-            "error": "; ".join(diag["reasons"]),
+            "error": "; ".join([*diag["reasons"], *notes]),
             "mode": fitted.mode,
             "khat": fitted.khat,
             **patients.get(arm, {}),
@@ -410,6 +458,56 @@ def _fit_rows(
             row[column] = decided[arm]
         out.append(row)
     return out
+
+
+def _exchangeable_decisions(
+    model: Any,
+    trial: Trial,
+    rules: list[tuple[str, float, float]],
+    thresholds: dict[str, float],
+    seed: int,
+    cores: int | None,
+    multiplicity: dict[str, Any],
+) -> tuple[dict[str, dict[str, bool]], str]:
+    """Decisions of every rule under ``exchangeable``, from the hierarchical-prior fit.
+
+    The common P(RR < 1) threshold is calibrated at this fit's control rate, dispersion and
+    exposure and at the analysed subjects per arm, as the analysis's compare step does. Returns
+    the decision columns and a note for the row's ``error`` (the fit's failed diagnostics, or
+    why it could not be fitted: every ``exchangeable`` decision is then False).
+    """
+    active = list(trial.design.active)
+    columns = [decision_column(name, "exchangeable") for name, _, _ in rules]
+    try:
+        idata = model.fit(trial.data, seed=seed, cores=cores)
+        prepared = model.prepare(trial.data)
+    except (CrampstatsError, RuntimeError) as exc:
+        return {c: dict.fromkeys(active, False) for c in columns}, (
+            f"exchangeable fit: {type(exc).__name__}: {exc}"
+        )
+    log_rr = idata["posterior"]["log_rr"].transpose("chain", "draw", "arm")
+    arm_names = [str(a) for a in log_rr["arm"].values]
+    draws = log_rr.values.reshape(-1, len(arm_names))[:, [arm_names.index(a) for a in active]]
+    subjects = pd.Series(prepared.subject_data["arm"].values).astype(str)
+    sizes = [int((subjects == a).sum()) for a in trial.design.arms]
+    exposure = prepared.subject_data["exposure_days"].values
+    threshold = exchangeable_threshold(
+        sizes, nb_parameters(model, idata, exposure), multiplicity
+    )
+    decided = {
+        column: arm_decisions(
+            draws,
+            active,
+            {"threshold_rr": float(np.exp(log_t)), "probability": p},
+            "exchangeable",
+            (),
+            threshold,
+        )
+        for column, (_, log_t, p) in zip(columns, rules, strict=True)
+    }
+    diag = diagnose(idata, thresholds)
+    note = "" if diag["status"] == "ok" else "exchangeable fit: " + "; ".join(diag["reasons"])
+    return decided, note
 
 
 def write_decisions(frame: pd.DataFrame, path: str | Path, meta: dict[str, Any]) -> Path:
