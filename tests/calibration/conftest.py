@@ -50,3 +50,41 @@ def exact_case() -> CalibrationCase:
 @pytest.fixture
 def narrow_case() -> CalibrationCase:
     return conjugate_case("narrow", sd_scale=0.6)
+
+
+def null_case(name: str, shift: float = 0.0, replicates: int = 2000) -> CalibrationCase:
+    """Normal mean with known unit variance and a flat prior; the truth is 0, the null.
+
+    The exact posterior ``N(ybar, 1 / n)`` puts its 97.5 % quantile below 0 in exactly 2.5 % of
+    trials (the one-sided z-test); ``shift`` (in posterior SDs) moves it towards an effect.
+    """
+
+    def start(cores: int) -> Callable[[np.random.SeedSequence], Replicate]:
+        def run(seed: np.random.SeedSequence) -> Replicate:
+            rng = np.random.default_rng(seed)
+            y = rng.normal(0.0, 1.0, size=N_OBS)
+            sd = np.sqrt(1 / N_OBS)
+            draws = rng.normal(y.mean() - shift * sd, sd, size=N_DRAWS)
+            return Replicate([Estimate("mu", 0.0, draws)])
+
+        return run
+
+    return CalibrationCase(
+        name=name,
+        model="conjugate_normal",
+        description="Flat-prior normal mean under the null (test case).",
+        modules=(sys.modules[__name__],),
+        start=start,
+        replicates=replicates,
+        null_rate=0.025,
+    )
+
+
+@pytest.fixture
+def null_exact_case() -> CalibrationCase:
+    return null_case("null_exact")
+
+
+@pytest.fixture
+def null_biased_case() -> CalibrationCase:
+    return null_case("null_biased", shift=0.5)

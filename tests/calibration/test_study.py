@@ -68,3 +68,29 @@ def test_exact_posterior_passes_and_a_too_narrow_one_fails(exact_case, narrow_ca
     assert narrow["sd_z"] == pytest.approx(1 / 0.6, rel=0.12)
     assert summary.loc["exact", "sd_z"] == pytest.approx(1.0, rel=0.12)
     assert np.isclose(summary.loc["exact", "replicates"], 400)
+
+
+def test_error_rate_check_passes_the_exact_test_and_fails_a_biased_one(null_exact_case,
+                                                                        null_biased_case):
+    # 2,000 null replicates each. The exact one-sided z-test rejects 2.5 % of the time, so it
+    # lies in the exact 95 % band (37-64 of 2,000, fixed before any run) with probability >=
+    # 0.95 at any root seed; shifting the posterior half an SD towards an effect rejects
+    # P(Z < -1.46) = 7.2 %, far outside it.
+    exact, biased = null_exact_case, null_biased_case
+    rows = pd.concat([run_shard(c, c.replicates, seed=5) for c in (exact, biased)],
+                     ignore_index=True)
+    summary = summarize(rows, [exact, biased]).set_index("case")
+    assert summary.loc["null_exact", "replicates"] == 2000
+    lo, hi = coverage_band(2000, 0.025, 0.05)
+    assert (lo, hi) == (37, 64)
+    assert summary.loc["null_exact", "false_positive_band_low"] == lo / 2000
+    assert lo <= summary.loc["null_exact", "false_positives"] <= hi
+    assert summary.loc["null_exact", "passed"]
+    assert summary.loc["null_biased", "false_positive_rate"] == pytest.approx(
+        stats.norm.cdf(-1.96 + 0.5), abs=0.015)
+    assert not summary.loc["null_biased", "passed"]
+
+
+def test_cases_without_a_null_rate_have_no_error_rate(exact_case):
+    summary = summarize(run_shard(exact_case, 20, seed=3), [exact_case])
+    assert summary[["false_positives", "false_positive_rate"]].isna().all(axis=None)

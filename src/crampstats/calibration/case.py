@@ -72,6 +72,14 @@ class CalibrationCase:
     expect_calibrated
         ``False`` for a case that shows where an analysis's assumptions fail (e.g. data missing
         not at random): its coverage is recorded as a finding, not required to pass.
+    replicates
+        Replicates of this case's study, overriding the study's (an error-rate case needs more
+        than a coverage check).
+    null_rate
+        For a case whose truth is the null of a one-sided rule: the rule's nominal error rate
+        ``a``. The study then also checks the share of replicates whose ``1 - a`` posterior
+        quantile lies below the truth (those in which ``P(theta < truth | data) >= 1 - a``
+        would declare an effect) against the exact binomial band around ``a``.
     """
 
     name: str
@@ -81,6 +89,8 @@ class CalibrationCase:
     start: Callable[[int], ReplicateRunner] = field(repr=False)
     primary: bool = False
     expect_calibrated: bool = True
+    replicates: int | None = None
+    null_rate: float | None = None
 
 
 #: The models' shared helpers (``crampstats.models._common``): part of every model's code.

@@ -52,7 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else terminal_progress(f"{case.name} shard {shard}/{shards}")
     rows = run_shard(
         case,
-        config["replicates"],
+        case.replicates or config["replicates"],
         shards=shards,
         shard=shard,
         seed=config["seed"],

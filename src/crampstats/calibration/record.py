@@ -108,6 +108,23 @@ def markdown_table(summary: pd.DataFrame, cases: Sequence[CalibrationCase]) -> s
             f"| {s['bias']:+.3f} | {s['mean_z']:+.2f} | {s['sd_z']:.2f} | {verdict} "
             f"| `{s['code_hash']}` |"
         )
+    rates = summary[summary["false_positives"].notna()] if "false_positives" in summary else []
+    if len(rates):
+        lines += [
+            "",
+            "Error rates (cases whose truth is the null of a one-sided rule; exact two-sided 95 % "
+            "binomial band around the nominal rate):",
+            "",
+            "| case | target | replicates | false positives | rate (band) | result |",
+            "|---|---|---:|---:|---|---|",
+        ]
+        for _, s in rates.iterrows():
+            lines.append(
+                f"| {s['case']} | `{s['target']}` | {s['replicates']} "
+                f"| {int(s['false_positives'])} | {s['false_positive_rate']:.4f} "
+                f"({s['false_positive_band_low']:.4f}-{s['false_positive_band_high']:.4f}) "
+                f"| {'pass' if s['passed'] else 'outside band'} |"
+            )
     return "\n".join(lines)
 
 

@@ -23,6 +23,9 @@ from crampstats.outputs import Progress
 LEVELS = (0.5, 0.95)
 #: Family-wise probability that a correctly calibrated study fails any of its checks.
 FAMILY_ALPHA = 0.05
+#: Two-sided error of each error-rate check (``CalibrationCase.null_rate``): a test of its own,
+#: with its own exact band, not one of the coverage family.
+ERROR_RATE_ALPHA = 0.05
 QUANTILES = (0.025, 0.25, 0.75, 0.975)
 ROW_COLUMNS = [
     "case",
@@ -38,6 +41,12 @@ ROW_COLUMNS = [
     "converged",
     "note",
 ]
+
+
+#: Summary columns of the error-rate check (empty for cases without ``null_rate``).
+ERROR_RATE_COLUMNS = (
+    "false_positives", "false_positive_rate", "false_positive_band_low", "false_positive_band_high",
+)  # fmt: skip
 
 
 def replicate_seed(root: int, case: str, replicate: int) -> np.random.SeedSequence:
@@ -128,7 +137,10 @@ def summarize(
 
     Bands are Bonferroni-adjusted over every check in ``rows`` (two levels per case and
     target), so a study of correctly calibrated models fails any check with probability at most
-    ``alpha``. ``code_hash`` is the hash of each case's code now (:func:`code_hash`).
+    ``alpha``. ``code_hash`` is the hash of each case's code now (:func:`code_hash`). A case
+    with a ``null_rate`` ``a`` also gets ``false_positives`` (replicates whose ``1 - a``
+    quantile - the 97.5 % one, :data:`QUANTILES` - lies below the truth), their rate and its
+    exact two-sided band at :data:`ERROR_RATE_ALPHA`; the others have these empty.
 
     Parameters
     ----------
@@ -163,6 +175,20 @@ def summarize(
             row[f"band_{pct}_low"] = lo / n
             row[f"band_{pct}_high"] = hi / n
             passed &= lo <= covered <= hi
+        rate = by_name[name].null_rate
+        row.update(dict.fromkeys(ERROR_RATE_COLUMNS, np.nan))
+        if rate is not None:
+            if not np.isclose(rate, 1 - QUANTILES[-1]):
+                raise ValueError(f"{name}: null_rate {rate} needs the {1 - rate:g} quantile")
+            hits = int((g["q975"] < g["truth"]).sum())
+            lo, hi = coverage_band(n, rate, ERROR_RATE_ALPHA)
+            row.update(
+                false_positives=hits,
+                false_positive_rate=hits / n,
+                false_positive_band_low=lo / n,
+                false_positive_band_high=hi / n,
+            )
+            passed &= lo <= hits <= hi
         row.update(
             {
                 "bias": float((g["mean"] - g["truth"]).mean()),
