@@ -1,9 +1,10 @@
 """Power simulation (crampstats.power): configuration, seeds, data, shards, summaries, closed form.
 
 Fast tests use a tiny sampler (2 chains x 100 draws) and one 3-arm structure, so the module
-compiles the model once. The slow tests run full MCMC (4 chains x 1000 draws) and check the
-simulated power against the Zhu and Lakkis (2014) formula and the type I error against its
-nominal level.
+compiles the model once. The slow test runs full MCMC (4 chains x 1000 draws) and checks the
+simulated power against the Zhu and Lakkis (2014) formula. The type I error of the same rule on
+null trials of the same simulator (2 arms x 60) is the calibration case ``nb_totals_null``
+(2,000 trials, docs/validation.md), held current by tests/calibration.
 """
 
 from __future__ import annotations
@@ -568,26 +569,3 @@ def test_simulated_power_matches_zhu_lakkis(tmp_path):
     assert abs(bayes.mean() - wald.mean()) <= 0.02
 
 
-@pytest.mark.slow
-def test_type_one_error_of_the_full_trial_is_nominal(tmp_path):
-    """Null trial from the full simulator: P(RR<1) > 0.975 succeeds about 2.5 % of the time."""
-    cfg = check_power_config(
-        {
-            "seed": 7,
-            "replicates": 400,
-            "analysis": {"sampler": SLOW_SAMPLER},
-            "rules": [{"name": "P(RR<1)>0.975", "threshold_rr": 1.0, "probability": 0.975}],
-            "designs": {"null": {"arms": {"placebo": {}, "quinine": {"rr": 1.0}}, "n_per_arm": 60}},
-        },
-        "test",
-    )
-    run_shard(cfg, "null", out_dir=tmp_path, cores=CORES)
-    table, _ = summarize(tmp_path)
-    row = table.iloc[0]
-    se = math.sqrt(0.025 * 0.975 / 400)  # under the nominal level
-    print(
-        f"type I error {row['type_i_error']:.4f} (nominal 0.025, SE {se:.4f}), "
-        f"{row['n_diagnostics_failed']} fits failed diagnostics"
-    )
-    assert abs(row["type_i_error"] - 0.025) < 2.5 * se, row["type_i_error"]
-    assert row["n_diagnostics_failed"] <= 0.05 * 400
