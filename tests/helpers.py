@@ -299,6 +299,12 @@ def write_csv(frames: Frames, folder: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The report: hostile names, a small HTML reader (stdlib only), self-containment
 # ---------------------------------------------------------------------------------------------
+#: Markup for names (:func:`hostile_copy`): an arm that would run script, a subject that would
+#: request an image and run its error handler, with quotes and an ampersand.
+HOSTILE_ARM = "<script>alert(1)</script>"
+HOSTILE_ID = "<img src=x onerror=alert(2)> O'Brien & \"Sons\""
+
+
 def hostile_copy(folder: Path, *, arm: str, subject: str) -> Path:
     """``data/example`` copied to ``folder`` with markup for names; a sparse diary.
 

@@ -19,9 +19,10 @@ from helpers import (
     DATA,
     EXAMPLE,
     EXAMPLE_ARMS,
+    HOSTILE_ARM,
+    HOSTILE_ID,
     Page,
     assert_self_contained,
-    hostile_copy,
 )
 
 from crampstats.analyze import analyze
@@ -30,8 +31,6 @@ from crampstats.report import text as report_text
 from crampstats.report.load import read_csv_table
 
 ARMS = EXAMPLE_ARMS
-HOSTILE_ARM = "<script>alert(1)</script>"
-HOSTILE_ID = 'O\'Brien & "Sons"'
 SECTIONS = [
     "summary", "trial", "baseline", "primary", "decisions", "sensitivity", "missing_data", "course",
     "checking", "emg", "intensity", "safety", "methods", "provenance",
@@ -71,22 +70,11 @@ def html(results) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory) -> tuple[Path, str]:
-    tmp = tmp_path_factory.mktemp("hostile")
-    hostile_copy(tmp / "data", arm=HOSTILE_ARM, subject=HOSTILE_ID)
-    arms = [HOSTILE_ARM if a == "magnesium" else a for a in ARMS]
-    # two chains of 30 draws: far below the default ESS limits, so the fit fails the gate
-    config = _config(
-        tmp / "trial.yaml",
-        arms,
-        models=["nb_totals"],
-        sampler={"chains": 2, "draws": 30, "tune": 30, "cores": 2},
-        diagnostics={},
-    )
-    outcome = analyze(tmp / "data", tmp / "results", config, echo=lambda _line: None)
-    # the secondary endpoints' models (same sampler) fail the gate too, after the count model
-    assert outcome.failed[0] == "nb_totals"
-    return tmp / "results", build_report(tmp / "results")
+def hostile(hostile_results) -> tuple[Path, str]:
+    results, failed = hostile_results
+    # the secondary endpoints' models (same sampler) fail the gate too, after the count models
+    assert failed[:2] == ["nb_totals", "frailty_weekly"]
+    return results, build_report(results)
 
 
 def _effects(results: Path, model: str = "nb_totals") -> pd.DataFrame:

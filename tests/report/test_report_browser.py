@@ -7,10 +7,11 @@ descriptors 3 and 4, NUL-separated JSON), with the standard library only. Unlike
 uncaught exception and JavaScript dialog as structured events, and answers questions about the
 rendered DOM, so the test can assert on them exactly.
 
-The report is built from an analysis of the example trial whose names are hostile markup: an
-arm called ``<script>alert(1)</script>`` and a subject called
-``<img src=http://127.0.0.1:9/x onerror=alert(2)>`` (a loopback address: if the escaping or
-the Content-Security-Policy ever failed, the only traffic would go to this machine). The page
+The report is built from the analysis of the example trial whose names are hostile markup
+(``hostile_results`` in conftest.py, shared with the report tests): an arm called
+``<script>alert(1)</script>`` and a subject whose name starts ``<img src=x onerror=alert(2)>``
+(if the escaping or the Content-Security-Policy ever failed, the image request, the alert
+dialog or the blocked handler would show among the events below). The page
 must make no request but its own, log nothing, open no dialog and hold no script element.
 Screenshots (viewport and full page) and a PDF print are saved in the test's tmp folder.
 
@@ -32,14 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helpers import hostile_copy
+from helpers import HOSTILE_ARM
 
-from crampstats.analyze import analyze
 from crampstats.report import write_report
 
-HOSTILE_ARM = "<script>alert(1)</script>"
-HOSTILE_ID = "<img src=http://127.0.0.1:9/x onerror=alert(2)>"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--remote-debugging-pipe",
@@ -172,26 +169,6 @@ class Browser:
         os.close(self._read_fd)
 
 
-def _hostile_results(tmp: Path) -> Path:
-    data = hostile_copy(tmp / "data", arm=HOSTILE_ARM, subject=HOSTILE_ID)
-    config = {
-        "trial_id": "example",
-        "design": "parallel",
-        "control_arm": "placebo",
-        "arms": ["placebo", "mexiletine", "quinine", "vitamin_b_complex", HOSTILE_ARM],
-        "seed": 3,
-        "analysis": {
-            "models": ["nb_totals", "frailty_weekly"],
-            "sampler": {"chains": 2, "draws": 150, "tune": 150, "cores": 2},
-            # out of reach of 300 draws: every fit fails the gate, so the alert is shown
-            "diagnostics": {"ess_bulk_min": 5000},
-        },
-    }
-    (tmp / "trial.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    analyze(data, tmp / "results", tmp / "trial.yaml", echo=lambda _line: None)
-    return tmp / "results"
-
-
 def _problems(events: list[dict[str, Any]], page_url: str) -> list[str]:
     """Requests other than the page itself, failed loads, console output, logs, exceptions."""
     out = []
@@ -261,9 +238,9 @@ def test_harness_sees_requests_and_console_errors(tmp_path):
     assert any("console.error" in p and "boom" in p for p in problems), problems
 
 
-def test_report_opens_offline_without_requests_or_errors(tmp_path):
+def test_report_opens_offline_without_requests_or_errors(hostile_results, tmp_path):
     binary = _chromium()
-    results = _hostile_results(tmp_path)
+    results, _ = hostile_results
     report = write_report(results, tmp_path / "report.html")
     url = report.resolve().as_uri()
     browser = Browser(binary, tmp_path / "profile")
