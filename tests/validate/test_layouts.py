@@ -113,6 +113,40 @@ def test_dates_give_the_canonical_study_days(tmp_path, fmt):
 
 
 # ----------------------------------------------------------------------------------------------
+# an SDTM CM export as the medications table
+# ----------------------------------------------------------------------------------------------
+def test_sdtm_concomitant_medications_give_the_medications_table(tmp_path):
+    frames = small_trial()
+    meds = pd.DataFrame({
+        "subject_id": ["S1", "S2", "S2"], "medication": ["quinine", "magnesium", "paracetamol"],
+        "start_day": ["2", "-3", "4"], "end_day": ["3", "", "4"],
+        "rescue": ["true", "false", "false"]})
+    want = _tables(write_csv({**frames, "medications": meds}, tmp_path / "canonical"))
+    ref = _randomised(frames)
+    cm = pd.DataFrame({
+        "STUDYID": "T1", "DOMAIN": "CM", "USUBJID": meds["subject_id"], "CMTRT": meds["medication"],
+        "CMCAT": ["RESCUE MEDICATION", "CONCOMITANT MEDICATION", "CONCOMITANT MEDICATION"],
+        "CMSTDTC": [_date(ref[x], d) for x, d in zip(meds["subject_id"], meds["start_day"],
+                                                      strict=True)],
+        "CMENDTC": [_date(ref[x], d) for x, d in zip(meds["subject_id"], meds["end_day"],
+                                                      strict=True)]})
+    subjects = frames["subjects"].assign(RANDDT=[ref[x].isoformat()
+                                                 for x in frames["subjects"]["subject_id"]])
+    folder = write_csv({**frames, "subjects": subjects, "cm": cm}, tmp_path / "sdtm")
+    got = _tables(folder, {
+        "subjects": {"reference_date": "RANDDT", "extra_columns": "drop"},
+        "medications": {
+            "file": "cm", "extra_columns": "drop",
+            "columns": {"subject_id": "USUBJID", "medication": "CMTRT", "rescue": "CMCAT"},
+            "dates": {"start_day": "CMSTDTC", "end_day": "CMENDTC"},
+            "values": {"rescue": {"RESCUE MEDICATION": True, "CONCOMITANT MEDICATION": False}},
+        },
+    })
+    _same(got, want, "subjects", "medications")
+    assert got["medications"]["rescue"].tolist() == [True, False, False]
+
+
+# ----------------------------------------------------------------------------------------------
 # one row per cramp event + diary completion
 # ----------------------------------------------------------------------------------------------
 def _events(diary: pd.DataFrame) -> pd.DataFrame:
