@@ -114,6 +114,24 @@ def test_timeline_by_hand():
     assert got["n_randomised"] == pytest.approx(42.0) and got["n_analysed"] == 30
 
 
+def test_timeline_with_unequal_allocation_by_hand():
+    # control 2 : A 1 : B 1 at n = 10 -> 20, 10, 10 patients; 8 a week -> 2 units of
+    # allocation a week (control 4, A 2, B 2 patients); 2 weeks of follow-up
+    plan = _plan(accrual_per_week=8.0, follow_up_weeks=2.0)
+    allocation = np.array([2.0, 1.0, 1.0])
+    # look 1 (10, 5, 5 analysed) when 5 units are enrolled: week 2.5 + 2; A stops there with
+    # 9 randomised; then 8 / 3 units a week for control and B: 10 units at week 4.875 + 2
+    got = timeline(np.array([0, 1]), 10, plan, allocation)
+    assert got["duration_weeks"] == pytest.approx(6.875)
+    assert got["n_randomised"] == pytest.approx(9 + 10 + 20)
+    assert got["n_analysed"] == 5 + 10 + 20
+    # all equal ratios give the equal-allocation time line
+    equal = timeline(np.array([0, 1]), 20, _plan(accrual_per_week=6.0, follow_up_weeks=2.0))
+    assert timeline(
+        np.array([0, 1]), 20, _plan(accrual_per_week=6.0, follow_up_weeks=2.0), np.ones(3)
+    ) == equal
+
+
 # ---------------------------------------------------------------------------------------------
 # O'Brien-Fleming and rpact
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +298,36 @@ def test_recorded_probabilities_reproduce_the_decisions(laplace_shards):
     design = resolve_design(config, "seq")
     periods = simulate_periods(design, 40, draw_effects(design, 7, r), 7, r)
     first = periods.sort_values("subject_id").groupby("arm", sort=False).head(20)
+    fit = posterior_log_rr(analysis_model(config, design), first, mcmc_seed(7, r), mode="laplace")
+    want = (fit.draws[:, fit.arms.index("quinine")] < 0).mean()
+    got = frame.loc[(frame["replicate"] == r) & (frame["arm"] == "quinine"), "p_eff[1]"]
+    assert float(got.iloc[0]) == pytest.approx(want)
+
+
+def test_unequal_allocation_analyses_each_arms_share_and_does_not_depend_on_sharding(tmp_path):
+    config = _config("laplace")
+    config["designs"]["seq"]["arms"]["placebo"] = {"allocation": 2.0}
+    config = check_power_config(config, "test")
+    one = run_sequential_shard(config, "seq", replicates=4, out_dir=tmp_path / "one")
+    three = [
+        run_sequential_shard(config, "seq", 4, shards=3, shard=i, out_dir=tmp_path / "three")
+        for i in (1, 2, 3)
+    ]
+    frame = read_decisions(one)[0]
+    pd.testing.assert_frame_equal(
+        frame, pd.concat([read_decisions(p)[0] for p in three], ignore_index=True)
+    )
+    # 80 on placebo, 40 on each active: 20 analysed at look 1, 40 at the end
+    assert set(frame.loc[frame["stop_look"] == 1, "n_arm_analysed"]) <= {20}
+    assert set(frame.loc[frame["stop_look"] == 2, "n_arm_analysed"]) <= {40}
+    assert set(frame["n_max"]) == {160}
+    # the look-1 probability is the posterior of the first 40 placebo and 20 active patients
+    r = int(frame["replicate"].iloc[0])
+    design = resolve_design(config, "seq")
+    periods = simulate_periods(design, 40, draw_effects(design, 7, r), 7, r)
+    sizes = {"placebo": 40, "quinine": 20, "magnesium": 20}
+    ordered = periods.sort_values("subject_id")
+    first = ordered[ordered.groupby("arm").cumcount() < ordered["arm"].map(sizes)]
     fit = posterior_log_rr(analysis_model(config, design), first, mcmc_seed(7, r), mode="laplace")
     want = (fit.draws[:, fit.arms.index("quinine")] < 0).mean()
     got = frame.loc[(frame["replicate"] == r) & (frame["arm"] == "quinine"), "p_eff[1]"]

@@ -1,9 +1,10 @@
 """Group-sequential Bayesian designs: looks, efficacy and futility thresholds, arm dropping.
 
 A design with a ``sequential:`` block (``config/power.yaml``) is analysed at *looks*: at
-information fraction ``f_j`` the first ``n_j = ceil(f_j n)`` patients of every arm still open
-(enrolment order) have complete follow-up, and the analysis model is fitted to them. Per active
-arm still open, with ``p_eff = P(RR < efficacy.threshold_rr | data)`` and
+information fraction ``f_j`` the first ``n_j = ceil(f_j n_a)`` patients of every arm still open
+(``n_a`` the arm's size under its allocation ratio; enrolment order) have complete
+follow-up, and the analysis model is fitted to them. Per active arm still open, with
+``p_eff = P(RR < efficacy.threshold_rr | data)`` and
 ``p_fut = P(RR < futility.threshold_rr | data)``:
 
 - efficacy at look ``j`` when ``p_eff > e_j`` (the arm succeeds and closes);
@@ -23,9 +24,10 @@ probability of benefit is ``Phi(z_j)``, so this rule is the frequentist boundary
 prior of the analysis model it is close to it (checked against rpact in
 ``tests/power/test_sequential.py``).
 
-Duration: patients are recruited at ``accrual_per_week`` in total, shared equally by the open
-arms; a look happens when its ``n_j``-th patient per arm completes follow-up (run-in + treatment
-weeks). Patients recruited between that patient and the look (overrun) are randomised but not
+Duration: patients are recruited at ``accrual_per_week`` in total, shared by the open arms in
+proportion to their allocation ratios; a look happens when its ``n_j``-th patient of every open
+arm (``ceil(f_j n_a)`` of an arm of ``n_a``) completes follow-up (run-in + treatment weeks).
+Patients recruited between that patient and the look (overrun) are randomised but not
 analysed; ``n_randomised`` counts them, ``n_analysed`` does not.
 
 The decision step (:func:`look_step`) is one function: the MCMC (or Laplace) path
@@ -128,6 +130,13 @@ class SequentialPlan:
         """Patients per arm with complete follow-up at each look, ``ceil(f_j n)``."""
         return np.array([min(n_per_arm, math.ceil(f * n_per_arm - 1e-9)) for f in self.fractions])
 
+    def arm_look_sizes(self, arm_sizes: np.ndarray) -> np.ndarray:
+        """Return the ``(looks, arms)`` patients analysed per arm at each look.
+
+        ``ceil(f_j n_a)`` for an arm of ``n_a`` patients (:meth:`look_sizes` per arm).
+        """
+        return np.stack([self.look_sizes(int(n)) for n in arm_sizes], axis=1)
+
 
 def obrien_fleming_z(
     fractions: tuple[float, ...] | list[float], alpha: float = 0.025
@@ -182,12 +191,10 @@ def sequential_plan(design: PowerDesign, where: str = "") -> SequentialPlan:
     """
     spec = design.spec["sequential"]
     where = where or f"designs.{design.name}.sequential"
-    ratios = {float(v) for v in (design.allocation or {}).values()}
-    if design.layout != "parallel" or design.model != "nb_totals" or ratios - {1.0}:
+    if design.layout != "parallel" or design.model != "nb_totals":
         raise ConfigError(
             f"power config: key {where}: sequential designs are parallel, analysed with "
-            f"nb_totals, with equal allocation (got {design.layout}, {design.model}, "
-            f"allocation {design.allocation})"
+            f"nb_totals (got {design.layout}, {design.model})"
         )
     looks = tuple(float(f) for f in spec["looks"])
     if any(b <= a for a, b in itertools.pairwise(looks)) or looks[-1] != 1.0:
@@ -341,17 +348,30 @@ class SequentialState:
 # --------------------------------------------------------------------------------------------
 # Time line and sample size
 # --------------------------------------------------------------------------------------------
-def timeline(stop_look: np.ndarray, n_per_arm: int, plan: SequentialPlan) -> dict[str, Any]:
+def timeline(
+    stop_look: np.ndarray,
+    n_per_arm: int,
+    plan: SequentialPlan,
+    allocation: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Look times, trial duration and patients randomised / analysed of one replicate.
+
+    Patients are recruited at ``plan.accrual_per_week`` in total, shared by the open arms in
+    proportion to their allocation ratios (the control arm stays open while any active arm is),
+    so arm ``a`` has enrolled ``w_a E(t)`` patients at time ``t``, where ``E`` grows at
+    ``accrual / sum of the open arms' w``. Look ``j`` is due when every open arm's
+    ``ceil(f_j n_a)``-th patient has completed follow-up.
 
     Parameters
     ----------
     stop_look
         ``(A,)`` 0-based look at which each active arm closed.
     n_per_arm
-        Maximum patients per arm.
+        The sweep value ``n``: arm ``a`` randomises at most ``round(w_a n)`` patients.
     plan
         The plan (accrual and follow-up).
+    allocation
+        ``(A + 1,)`` allocation ratios, control first (default: all 1).
 
     Returns
     -------
@@ -359,11 +379,13 @@ def timeline(stop_look: np.ndarray, n_per_arm: int, plan: SequentialPlan) -> dic
         ``duration_weeks`` (time of the trial's last look), ``n_analysed`` and ``n_randomised``
         (all arms, control included).
     """
-    sizes = plan.look_sizes(n_per_arm)
     stop_look = np.asarray(stop_look, int)
+    weights = np.ones(stop_look.size + 1) if allocation is None else np.asarray(allocation, float)
+    arm_sizes = np.floor(n_per_arm * weights + 0.5).astype(int)
+    sizes = plan.arm_look_sizes(arm_sizes)  # (looks, control + actives)
     last = int(stop_look.max())
-    # breakpoints of the per-arm recruitment rate: (time, arms open incl. control)
-    changes: list[tuple[float, int]] = [(0.0, stop_look.size + 1)]
+    # breakpoints of the recruitment rate per unit of allocation: (time, open arms' weight)
+    changes: list[tuple[float, float]] = [(0.0, float(weights.sum()))]
     times = []
 
     def enrolled(t: float) -> float:
@@ -379,13 +401,17 @@ def timeline(stop_look: np.ndarray, n_per_arm: int, plan: SequentialPlan) -> dic
         return optimize.brentq(lambda t: enrolled(t) - n, 0.0, 1e6, xtol=1e-9)
 
     for j in range(last + 1):
-        times.append(when(sizes[j]) + plan.follow_up_weeks)
-        still = int((stop_look > j).sum())
-        changes.append((times[-1], still + 1 if still else 1))
+        open_now = np.concatenate([[True], stop_look >= j])
+        times.append(when(float(np.max(sizes[j][open_now] / weights[open_now])))
+                     + plan.follow_up_weeks)
+        still = stop_look > j
+        changes.append((times[-1], float(weights[0] + weights[1:][still].sum())))
     end = times[last]
-    arm_end = [times[s] for s in stop_look]
-    n_rand = sum(min(n_per_arm, enrolled(t)) for t in arm_end) + min(n_per_arm, enrolled(end))
-    n_anal = int(sum(sizes[s] for s in stop_look) + sizes[last])
+    active = range(stop_look.size)
+    n_rand = sum(
+        min(arm_sizes[i + 1], weights[i + 1] * enrolled(times[stop_look[i]])) for i in active
+    ) + min(arm_sizes[0], weights[0] * enrolled(end))
+    n_anal = int(sum(sizes[stop_look[i], i + 1] for i in active) + sizes[last, 0])
     return {"duration_weeks": end, "n_analysed": n_anal, "n_randomised": float(n_rand)}
 
 
@@ -452,8 +478,12 @@ def outcome_rows(
     n_per_arm: int,
     plan: SequentialPlan,
     replicates: np.ndarray | None = None,
+    allocation: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per replicate and active arm, with the trial's duration and sample sizes."""
+    """One row per replicate and active arm, with the trial's duration and sample sizes.
+
+    ``allocation``: ratios of the control and active arms, as in :func:`timeline`.
+    """
     r, a = stop_look.shape
     reps = np.arange(r) if replicates is None else np.asarray(replicates)
     # the time line depends only on when arms stopped: compute it once per pattern
@@ -462,9 +492,10 @@ def outcome_rows(
     for row in stop_look:
         key = tuple(int(s) for s in row)
         if key not in cache:
-            cache[key] = timeline(row, n_per_arm, plan)
+            cache[key] = timeline(row, n_per_arm, plan, allocation)
         trial.append(cache[key])
-    sizes = plan.look_sizes(n_per_arm)
+    weights = np.ones(a + 1) if allocation is None else np.asarray(allocation, float)
+    sizes = plan.arm_look_sizes(np.floor(n_per_arm * weights + 0.5).astype(int))[:, 1:]
     true_rr = np.broadcast_to(np.asarray(true_rr, float), (r, a))
     return pd.DataFrame(
         {
@@ -475,11 +506,12 @@ def outcome_rows(
             "stop_look": stop_look.ravel() + 1,
             "reason": [REASONS[int(x)] for x in reason.ravel()],
             "success": reason.ravel() == 1,
-            "n_arm_analysed": sizes[stop_look.ravel()],
+            "n_arm_analysed": sizes[stop_look, np.arange(a)].ravel(),
             "trial_stop_look": np.repeat(stop_look.max(axis=1) + 1, a),
             "n_analysed": np.repeat([t["n_analysed"] for t in trial], a),
             "n_randomised": np.repeat([t["n_randomised"] for t in trial], a),
             "duration_weeks": np.repeat([t["duration_weeks"] for t in trial], a),
+            "n_max": int(np.floor(n_per_arm * weights + 0.5).sum()),
         }
     )
 
@@ -529,6 +561,8 @@ def run_sequential_shard(
     thresholds = dict(analysis["diagnostics"])
     log_eff, log_fut = math.log(plan.efficacy_rr), math.log(plan.futility_rr)
     active = list(design.active)
+    allocation = np.array([(design.allocation or {}).get(arm, 1.0)
+                           for arm in (design.control, *active)], float)
     frames = []
     start = time.perf_counter()
     for done, r in enumerate(reps, start=1):
@@ -536,17 +570,20 @@ def run_sequential_shard(
         seed = mcmc_seed(config["seed"], r)
         for n in design.n_values:
             periods = simulate_periods(design, n, rr, config["seed"], r)
-            sizes = plan.look_sizes(n)
+            arm_sizes = design.arm_sizes(n)
+            sizes = plan.arm_look_sizes(
+                np.array([arm_sizes[arm] for arm in (design.control, *active)])
+            )
             state = SequentialState.start(1, len(active))
             probs = np.full((2, plan.n_looks, len(active)), np.nan)
             modes, errors, status, fits = set(), [], "ok", 0
             for j in range(plan.n_looks):
                 if not state.open.any():
                     break
-                n_by_arm = {design.control: int(sizes[j])}
+                n_by_arm = {design.control: int(sizes[j, 0])}
                 for i, arm in enumerate(active):
                     at = j if state.open[0, i] else int(state.stop_look[0, i])
-                    n_by_arm[arm] = int(sizes[at])
+                    n_by_arm[arm] = int(sizes[at, i + 1])
                 data = _first_n(periods, n_by_arm)
                 try:
                     fit = posterior_log_rr(
@@ -574,7 +611,7 @@ def run_sequential_shard(
                 state.update(*look_step(state.open, p_eff, p_fut, j, plan), j, plan)
             rows = outcome_rows(
                 state.stop_look, state.reason, active, [rr[a] for a in active], n, plan,
-                replicates=np.array([r]),
+                replicates=np.array([r]), allocation=allocation,
             )  # fmt: skip
             rows.insert(0, "design", design.name)
             rows.insert(4, "effect", [design.effects[a].label for a in active])
@@ -664,7 +701,6 @@ def operating_characteristics(frame: pd.DataFrame, n_looks: int) -> pd.DataFrame
     for (design, n), group in frame.groupby(["design", "n_per_arm"], sort=True):
         trial = group.drop_duplicates("replicate")
         any_success = group.groupby("replicate")["success"].any()
-        n_arms = group["arm"].nunique()
         for arm, g in group.groupby("arm", sort=True):
             r = len(g)
             k = int(g["success"].sum())
@@ -696,7 +732,7 @@ def operating_characteristics(frame: pd.DataFrame, n_looks: int) -> pd.DataFrame
                 row[f"{name}_mcse"] = (
                     float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else np.nan
                 )
-            row["n_max"] = int(n) * (n_arms + 1)
+            row["n_max"] = int(g["n_max"].iloc[0])
             rows.append(row)
     return pd.DataFrame(rows)
 
