@@ -280,8 +280,8 @@ def check_plan(
             problems.append(
                 f"{key}.intercurrent_events.{event}: composite scores the event as a failure, "
                 "which a cramp rate cannot express; the responder endpoint does "
-                "(analysis.secondary.responder_withdrawal: composite). Use hypothetical or "
-                "treatment_policy"
+                "(analysis.secondary.responder_withdrawal: composite). Use hypothetical"
+                + (" or treatment_policy" if event in TREATMENT_POLICY_EVENTS else "")
             )
         elif strategy == "treatment_policy" and event not in TREATMENT_POLICY_EVENTS:
             problems.append(
