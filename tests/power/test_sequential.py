@@ -248,6 +248,13 @@ def test_bad_sequential_blocks_name_the_key(sequential, match):
         sequential_plan(resolve_design(config, "seq"))
 
 
+def test_a_sequential_design_needs_parallel_nb_totals():
+    raw = _config()
+    raw["designs"]["seq"].update(model="frailty_weekly", generator="trial")
+    with pytest.raises(ConfigError, match=r"designs\.seq\.sequential: .*analysed with nb_totals"):
+        sequential_plan(resolve_design(check_power_config(raw, "test"), "seq"))
+
+
 def test_obrien_fleming_plan_maps_z_to_posterior_probabilities():
     plan = sequential_plan(resolve_design(_config(), "seq"))
     np.testing.assert_allclose(plan.efficacy, stats.norm.cdf(obrien_fleming_z((0.5, 1.0))))
