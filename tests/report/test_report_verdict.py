@@ -94,8 +94,9 @@ def test_the_panel_says_how_each_intercurrent_event_was_handled(example_results,
     events.to_parquet(folder / "derived" / "intercurrent.parquet")
     html = build_report(folder)
     assert_self_contained(html)
-    assert "treatment discontinuation: hypothetical (diary after the event missing at random) " \
-        "(subjects per arm: mexiletine 3, &lt;b&gt;placebo&lt;/b&gt; 1; 49 diarised days after " \
-        "the event left out)" in html
+    assert "treatment discontinuation: hypothetical (diary the event affects treated as missing " \
+        "at random) (subjects per arm: mexiletine 3, &lt;b&gt;placebo&lt;/b&gt; 1; 49 diarised " \
+        "days the event affects left out)" in html
     assert "<b>placebo</b>" not in html
-    assert "rescue medication: hypothetical (diary after the event missing at random);" in html
+    assert "rescue medication: hypothetical (diary the event affects treated as missing at " \
+        "random);" in html

@@ -29,8 +29,8 @@ STRATEGY_TEXT = {
     ),
 }
 EVENT_TEXT = {
-    "hypothetical": "hypothetical (diary after the event missing at random)",
-    "treatment_policy": "treatment policy (diary after the event used as collected)",
+    "hypothetical": "hypothetical (diary the event affects treated as missing at random)",
+    "treatment_policy": "treatment policy (diary the event affects used as collected)",
     "composite": "composite",
 }
 
@@ -47,7 +47,7 @@ def event_counts(intercurrent: pd.DataFrame, event: str) -> str:
     )
     days = int(mine["diarised_days"].sum())
     fate = "used" if bool(mine["used"].iloc[0]) else "left out"
-    return f"subjects per arm: {per_arm}; {days} diarised days after the event {fate}"
+    return f"subjects per arm: {per_arm}; {days} diarised days the event affects {fate}"
 
 
 def rate_text(x: Any) -> str:
