@@ -417,31 +417,75 @@ def assert_self_contained(html: str) -> None:
 
 
 def hand_built_nb_totals(derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any],
-                         log_rr: list[float], sd: float = 0.15, draws: int = 4000, seed: int = 5):
+                         log_rr: list[float], sd: float = 0.15, draws: int = 4000, seed: int = 5,
+                         model_name: str = "nb_totals"):
     """A primary ``nb_totals`` fit record with posterior draws placed by hand (no sampling).
 
     ``log_rr ~ Normal(log_rr, sd)`` per active arm (model order), control log rate
     ``Normal(log 0.9, 0.05)``, run-in slope ``Normal(0.8, 0.05)``, ``k = 3``; on the trial's
-    prepared data. Returns ``{"nb_totals": FitRecord}`` for the verdict tables.
+    prepared data. Returns ``{model_name: FitRecord}`` for the verdict tables.
+    ``model_name="frailty_weekly"`` places the same draws on the weekly model (its size ``phi``
+    = 3, a flat week trend).
     """
     from crampstats.catalogue import count_entry
     from crampstats.compare.tables import FitRecord
     from crampstats.fit import make_model, model_frame
 
-    entry = count_entry("nb_totals")
+    entry = count_entry(model_name)
     model = make_model(entry, config)
     frame = model_frame(entry, derived, config)
     prepared = model.prepare(frame)
     rng = np.random.default_rng(seed)
     arms = prepared.coords["arm"]
+    size = "k" if model_name == "nb_totals" else "phi"
     post = xr.Dataset(
         {
             "log_rr": (("chain", "draw", "arm"), rng.normal(log_rr, sd, (1, draws, len(arms)))),
             "alpha": (("chain", "draw"), rng.normal(np.log(0.9), 0.05, (1, draws))),
             "b": (("chain", "draw"), rng.normal(0.8, 0.05, (1, draws))),
-            "k": (("chain", "draw"), np.full((1, draws), 3.0)),
+            size: (("chain", "draw"), np.full((1, draws), 3.0)),
         },
         coords={"chain": [0], "draw": np.arange(draws), "arm": arms},
     )
+    if model.model_config.get("trend"):
+        post["trend"] = (("chain", "draw"), np.zeros((1, draws)))
     idata = xr.DataTree.from_dict({"posterior": post, "constant_data": prepared.subject_data})
-    return {"nb_totals": FitRecord(entry, model, idata, frame, prepared)}
+    return {model_name: FitRecord(entry, model, idata, frame, prepared)}
+
+
+def hand_built_crossover(derived: Mapping[str, pd.DataFrame], config: Mapping[str, Any],
+                         log_rr: float, sigma_d: float, k: float, rate: float = 2.0,
+                         draws: int = 2000, seed: int = 5):
+    """A primary ``crossover`` fit record with posterior draws placed by hand (no sampling).
+
+    Every subject's control rate is ``rate`` cramps a day (``a_i = log rate``, no period
+    effects), ``log_rr ~ Normal(log_rr, 0.1)`` per active arm, ``sigma_d`` and ``k`` fixed; on
+    the trial's prepared data. Returns ``{"crossover": FitRecord}`` for the verdict tables.
+    """
+    from crampstats.catalogue import count_entry
+    from crampstats.compare.tables import FitRecord
+    from crampstats.fit import make_model, model_frame
+
+    entry = count_entry("crossover")
+    model = make_model(entry, config)
+    frame = model_frame(entry, derived, config)
+    prepared = model.prepare(frame)
+    rng = np.random.default_rng(seed)
+    arms, periods = prepared.coords["arm"], prepared.coords["period"]
+    subjects = prepared.subject_data["subject"].values
+    shape = (1, draws)
+    n_sub, n_arm = len(subjects), len(arms)
+    post = xr.Dataset(
+        {
+            "log_rr": (("chain", "draw", "arm"), rng.normal(log_rr, 0.1, (*shape, n_arm))),
+            "sigma_d": (("chain", "draw", "arm"), np.full((*shape, n_arm), sigma_d)),
+            "a": (("chain", "draw", "subject"), np.full((*shape, n_sub), np.log(rate))),
+            "d": (("chain", "draw", "subject", "arm"), np.zeros((*shape, n_sub, n_arm))),
+            "period_effect": (("chain", "draw", "period"), np.zeros((*shape, len(periods)))),
+            "k": (("chain", "draw"), np.full(shape, k)),
+        },
+        coords={"chain": [0], "draw": np.arange(draws), "arm": arms, "subject": subjects,
+                "period": periods},
+    )
+    idata = xr.DataTree.from_dict({"posterior": post, "constant_data": prepared.subject_data})
+    return {"crossover": FitRecord(entry, model, idata, frame, prepared)}

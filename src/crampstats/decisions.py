@@ -59,7 +59,9 @@ def _draws(obj: xr.DataTree | xr.Dataset | xr.DataArray, var_name: str) -> xr.Da
     return obj.transpose(..., "sample")
 
 
-def nb_parameters(model: Any, idata: xr.DataTree, exposure_days: Any) -> dict[str, float]:
+def nb_parameters(
+    model: Any, idata: xr.DataTree, exposure_days: Any, size: str = "k"
+) -> dict[str, float]:
     """Control daily rate (standardised over subjects), size ``k`` and mean exposure of a fit.
 
     Parameters
@@ -68,9 +70,12 @@ def nb_parameters(model: Any, idata: xr.DataTree, exposure_days: Any) -> dict[st
         The fitted negative binomial totals model (its ``subject_log_rate(idata)``: each
         subject's log control rate per day, draws x subjects).
     idata
-        Its fit, with ``k`` in the posterior.
+        Its fit, with the size in the posterior.
     exposure_days
         The analysed subjects' exposure.
+    size
+        The posterior variable of a subject total's negative-binomial size (``phi``, the
+        gamma frailty's shape, for ``frailty_weekly``).
 
     Returns
     -------
@@ -81,7 +86,7 @@ def nb_parameters(model: Any, idata: xr.DataTree, exposure_days: Any) -> dict[st
     control = np.exp(model.subject_log_rate(idata)).mean("subject")
     return {
         "rate": float(np.median(control.values)),
-        "k": float(np.median(idata["posterior"]["k"].values)),
+        "k": float(np.median(idata["posterior"][size].values)),
         "exposure": float(np.mean(np.asarray(exposure_days, dtype=float))),
     }
 

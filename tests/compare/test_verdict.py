@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import hand_built_nb_totals
+from helpers import hand_built_crossover, hand_built_nb_totals
 
-from crampstats.closed_form import zhu_lakkis_power
+from crampstats.closed_form import within_subject_variance, zhu_lakkis_power, zhu_lakkis_variance
 from crampstats.compare.verdict import (
     DECISIONS_COLUMNS,
     OPERATING_COLUMNS,
@@ -74,10 +74,12 @@ def test_operating_characteristics_match_the_closed_form(trial):
     single = parse_plan({"analysis": {"plan": {"success": {"criteria": [
         {"rate_ratio": 1.0, "probability": 0.975}]}}}})  # fmt: skip
     for rr in (0.6, 0.75, 0.9):
+        se = np.sqrt(zhu_lakkis_variance(params["rate"], rr, 3.0, params["exposure"]) / 40)
         expected = zhu_lakkis_power(params["rate"], rr, 3.0, params["exposure"], 40)
-        assert rule_power(single, params, 40, 1.0, rr) == pytest.approx(expected, rel=1e-9)
+        assert rule_power(single, se, rr) == pytest.approx(expected, rel=1e-9)
     # at RR 1 the single criterion's false-positive rate is its level
-    assert rule_power(single, params, 40, 1.0, 1.0) == pytest.approx(0.025, rel=1e-9)
+    se = np.sqrt(zhu_lakkis_variance(params["rate"], 1.0, 3.0, params["exposure"]) / 40)
+    assert rule_power(single, se, 1.0) == pytest.approx(0.025, rel=1e-9)
     # the default rule adds "estimate below 0.75": at the planning effect 0.75 that is a coin flip
     assert plan.planning_rate_ratio == 0.75
     assert row["power"] == pytest.approx(0.5, abs=1e-9)
@@ -97,3 +99,73 @@ def test_fixed_sequence_and_exchangeable_rows(trial):
     threshold = tables["decisions"].query("quantity == 'P(RR < 1)'")["threshold"]
     assert threshold.nunique() == 1 and 0.975 < threshold.iloc[0] < 0.9999
     assert tables["decisions"]["multiplicity"].str.startswith("exchangeable: common").all()
+
+
+def test_rule_power_is_zhu_lakkis_for_a_parallel_design():
+    params = {"rate": 0.9, "k": 3.0, "exposure": 56.0}
+    single = parse_plan({"analysis": {"plan": {"success": {"criteria": [
+        {"rate_ratio": 1.0, "probability": 0.975}]}}}})  # fmt: skip
+    for rr in (0.6, 0.75, 0.9):
+        se = np.sqrt(zhu_lakkis_variance(params["rate"], rr, 3.0, 56.0, 1.0) / 40)
+        expected = zhu_lakkis_power(params["rate"], rr, 3.0, 56.0, 40)
+        assert rule_power(single, se, rr) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def crossover_trial(example_results):
+    derived, config = read_derived(example_results("example_crossover") / "derived")
+    config = {**config, "trial_id": "example_crossover"}
+    return derived, config
+
+
+def test_crossover_operating_characteristics_follow_the_within_patient_closed_form(
+    crossover_trial,
+):
+    derived, config = crossover_trial
+    records = hand_built_crossover(derived, config, log_rr=-0.7, sigma_d=0.3, k=12.0, rate=2.0)
+    oc = verdict_tables(records, config)["operating_characteristics"]
+    assert list(oc.columns) == OPERATING_COLUMNS and len(oc) == 1
+    row = oc.iloc[0]
+    sd = records["crossover"].prepared.subject_data
+    on_arm = sd["n_periods_arm"].values[:, 0]
+    on_control = sd["n_periods"].values - on_arm
+    n_both = int(np.sum((on_arm > 0) & (on_control > 0)))
+    assert row["n_arm"] == row["n_control"] == n_both
+    assert row["k"] == 12.0 and row["patient_effect_sd"] == 0.3
+    assert row["control_rate_per_day"] == pytest.approx(2.0)
+    # every subject's control mean per period: 2 a day times their mean diarised days a period
+    prepared = records["crossover"].prepared
+    idx = prepared.data["subject_idx"]
+    days = np.bincount(idx, np.exp(prepared.data["log_exposure"])) / np.bincount(idx)
+    assert row["exposure_days"] == pytest.approx(days.mean())
+    plan = parse_plan(config)
+    rr = plan.planning_rate_ratio
+    se = np.sqrt(within_subject_variance(2.0 * days, on_arm, on_control, rr, 12.0, 0.3))
+    assert row["power"] == pytest.approx(rule_power(plan, se, rr), rel=1e-9)
+    # one active arm: the family-wise rate is the comparison's own
+    assert row["family_false_positive_rate"] == row["false_positive_rate"]
+    assert "within-patient" in row["approximation"]
+    # more heterogeneity between patients, less power
+    wider = hand_built_crossover(derived, config, log_rr=-0.7, sigma_d=0.6, k=12.0, rate=2.0)
+    wider_oc = verdict_tables(wider, config)["operating_characteristics"]
+    assert wider_oc["power"].iloc[0] < row["power"]
+
+
+def test_frailty_weekly_primary_gets_the_two_group_closed_form(trial, example_derived):
+    # the same draws on the weekly model: its subject totals are NB with size phi, so the
+    # closed form is the two-group one at phi and the subjects' total diarised days
+    records, config = trial
+    weekly = hand_built_nb_totals(
+        example_derived("example"), config, TRUE_LOG_RR, model_name="frailty_weekly"
+    )
+    oc = verdict_tables(weekly, config)["operating_characteristics"]
+    reference = verdict_tables(records, config)["operating_characteristics"]
+    assert len(oc) == 4 and oc["k"].eq(3.0).all() and oc["patient_effect_sd"].isna().all()
+    prepared = weekly["frailty_weekly"].prepared
+    rows = prepared.extra
+    days = np.bincount(rows["subject_idx"], np.exp(rows["log_exposure"]))
+    assert oc["exposure_days"].iloc[0] == pytest.approx(days.mean())
+    # same subjects, rate and size: the same operating characteristics as nb_totals up to the
+    # exposure each model counts (weekly rows vs the totals' diarised days)
+    for column in ("power", "false_positive_rate"):
+        np.testing.assert_allclose(oc[column], reference[column], rtol=0.02)

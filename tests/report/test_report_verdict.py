@@ -12,7 +12,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from helpers import Page, assert_self_contained, hand_built_nb_totals
+from helpers import Page, assert_self_contained, hand_built_crossover, hand_built_nb_totals
 
 from crampstats.compare.verdict import verdict_tables
 from crampstats.derive import read_derived
@@ -100,3 +100,28 @@ def test_the_panel_says_how_each_intercurrent_event_was_handled(example_results,
     assert "<b>placebo</b>" not in html
     assert "rescue medication: hypothetical (diary the event affects treated as missing at " \
         "random);" in html
+
+
+def test_a_crossover_panel_counts_patients_and_names_its_closed_form(example_results, tmp_path):
+    folder = tmp_path / "results"
+    shutil.copytree(example_results("example_crossover"), folder)
+    derived, config = read_derived(folder / "derived")
+    config = {**config, "trial_id": "example_crossover"}
+    records = hand_built_crossover(derived, config, log_rr=-0.7, sigma_d=0.3, k=12.0)
+    tables = verdict_tables(records, config)
+    (folder / "tables").mkdir()
+    write_tables(tables, folder / "tables")
+    record = {"config": config, "models": ["crossover"], "analysis_plan": plan_status(config)}
+    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+    html = build_report(folder)
+    assert_self_contained(html)
+    row = Page(html).tables["verdict-table"][1]
+    n = int(tables["operating_characteristics"]["n_arm"].iloc[0])
+    assert row[3] == f"{n} patients, each their own control"
+    assert row[5] == rate_text(tables["operating_characteristics"]["power"].iloc[0])
+    assert "within-patient log rate ratio" in html
+    # without operating characteristics (a several-trial primary) the panel says why
+    empty = tables["operating_characteristics"].iloc[0:0]
+    write_tables({"operating_characteristics": empty}, folder / "tables")
+    html = build_report(folder)
+    assert "No operating characteristics: the primary analysis pools several trials" in html

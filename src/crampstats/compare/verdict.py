@@ -6,18 +6,23 @@ Pure functions from the primary fit and the resolved config to two tables:
   rule and one ``success`` row (all criteria and the family-wise strategy), from
   :func:`crampstats.decisions.success_verdicts`, with the plan's hash;
 - ``operating_characteristics`` (:data:`OPERATING_COLUMNS`): the rule's false-positive rate and
-  its power at the planning effect at this trial's size, from the closed-form normal
-  approximation of the negative-binomial Wald statistic (Zhu and Lakkis 2014,
-  :mod:`crampstats.closed_form`) evaluated at the primary fit's control rate, dispersion and
-  mean exposure; the family-wise rate from :mod:`crampstats.multiplicity`.
+  its power at the planning effect at this trial's size, from a closed-form normal
+  approximation of the estimated log rate ratio evaluated at the primary fit's posterior
+  medians (:mod:`crampstats.closed_form`): two negative-binomial groups (Zhu and Lakkis 2014)
+  for a parallel trial (``nb_totals``, ``frailty_weekly``), each patient's own contrast for a
+  crossover or N-of-1 trial (``crossover``: within-patient size ``k``, patient-effect SD
+  ``sigma_d`` and each patient's periods); the family-wise rate from
+  :mod:`crampstats.multiplicity`.
 
-Only an ``nb_totals`` primary (a parallel trial) gets operating characteristics: the closed form
-is that of two independent negative-binomial groups.
+A several-trial primary (``multi_trial``) gets none: its power depends on the between-trial SD
+and on how the arms are spread over the trials, which no closed form here describes; the table is
+empty and the report says why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,8 +30,8 @@ import pandas as pd
 from scipy import stats
 
 from crampstats import decisions
-from crampstats.closed_form import zhu_lakkis_variance
-from crampstats.models import ENDPOINT
+from crampstats.closed_form import within_subject_variance, zhu_lakkis_variance
+from crampstats.models import ENDPOINT, Crossover, FrailtyWeekly, NBTotals
 from crampstats.multiplicity import (
     Hierarchical,
     calibrated_probability,
@@ -45,16 +50,90 @@ DECISIONS_COLUMNS = [
 ]  # fmt: skip
 OPERATING_COLUMNS = [
     "trial_id", "endpoint", "arm", "comparator", "n_arm", "n_control", "control_rate_per_day",
-    "k", "exposure_days", "planning_rr", "false_positive_rate", "family_false_positive_rate",
-    "power", "strategy", "approximation", "plan_hash",
+    "k", "exposure_days", "patient_effect_sd", "planning_rr", "false_positive_rate",
+    "family_false_positive_rate", "power", "strategy", "approximation", "plan_hash",
 ]  # fmt: skip
-#: How the operating characteristics were computed (shown in the report's verdict panel).
-APPROXIMATION = (
-    "closed-form normal approximation of the negative-binomial log rate ratio (Zhu and Lakkis "
-    "2014) at this trial's allocation and the primary fit's control rate, dispersion and mean "
-    "exposure; family-wise rate by Monte Carlo of the correlated normal approximation with the "
-    "shared control"
-)
+
+
+@dataclass(frozen=True)
+class ParallelDesign:
+    """A parallel trial's closed-form inputs: posterior medians and the arms' sizes.
+
+    ``rate`` is the control cramps a day standardised over the subjects, ``k`` the
+    negative-binomial size of a subject's total, ``exposure`` the mean diarised days a subject.
+    """
+
+    rate: float
+    k: float
+    exposure: float
+    n: Mapping[str, int]
+    control: str
+
+    approximation = (
+        "closed-form normal approximation of the negative-binomial log rate ratio of two groups "
+        "(Zhu and Lakkis 2014) at this trial's allocation and the primary fit's control rate, "
+        "dispersion and mean exposure (posterior medians); family-wise rate by Monte Carlo of "
+        "the correlated normal approximation with the shared control"
+    )
+
+    def sizes(self, arm: str) -> tuple[int, int]:
+        """Subjects on ``arm`` and on control."""
+        return self.n[arm], self.n[self.control]
+
+    def variance(self, arm: str, rr: float) -> float:
+        """Variance of the estimated log rate ratio of ``arm`` when the true ratio is ``rr``."""
+        n_arm, n_control = self.sizes(arm)
+        v = zhu_lakkis_variance(self.rate, rr, self.k, self.exposure, n_arm / n_control)
+        return v / n_control
+
+    def effect_sd(self, arm: str) -> float:
+        """No patient-effect SD in a parallel design's closed form."""
+        return float("nan")
+
+
+@dataclass(frozen=True)
+class WithinSubjectDesign:
+    """A crossover or N-of-1 trial's closed-form inputs (:func:`within_subject_variance`).
+
+    ``mu`` is each patient's expected control count per period (posterior median rate times the
+    patient's mean diarised days per period), ``periods[arm]`` each patient's periods on the arm
+    and on control, ``sigma_d[arm]`` the posterior median patient-effect SD; ``rate``, ``k`` and
+    ``exposure`` (mean days a period) are shown in the table.
+    """
+
+    rate: float
+    k: float
+    exposure: float
+    mu: np.ndarray
+    periods: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    sigma_d: Mapping[str, float]
+
+    approximation = (
+        "closed-form normal approximation of the within-patient log rate ratio (each patient's "
+        "contrast of log period totals, delta method, weighted by its inverse variance) at this "
+        "trial's periods and the primary fit's control rates, within-patient dispersion and "
+        "patient-effect SD (posterior medians); with one period per treatment the patient-effect "
+        "SD comes from its prior, and the power with it; family-wise rate for several actives by "
+        "the union bound"
+    )
+
+    def sizes(self, arm: str) -> tuple[int, int]:
+        """Patients with periods on both ``arm`` and control (twice: they are their own control)."""
+        on_arm, on_control = self.periods[arm]
+        n = int(np.sum((on_arm > 0) & (on_control > 0)))
+        return n, n
+
+    def variance(self, arm: str, rr: float) -> float:
+        """Variance of the estimated log rate ratio of ``arm`` when the true ratio is ``rr``."""
+        on_arm, on_control = self.periods[arm]
+        return within_subject_variance(self.mu, on_arm, on_control, rr, self.k, self.sigma_d[arm])
+
+    def effect_sd(self, arm: str) -> float:
+        """Posterior median SD of the patients' own log rate ratios on ``arm``."""
+        return self.sigma_d[arm]
+
+
+Design = ParallelDesign | WithinSubjectDesign
 
 
 def allocation(rec: FitRecord, control: str) -> tuple[list[str], list[int]]:
@@ -72,12 +151,50 @@ def allocation(rec: FitRecord, control: str) -> tuple[list[str], list[int]]:
 
 
 def nb_parameters(rec: FitRecord) -> dict[str, float]:
-    """Control daily rate, size ``k`` and mean exposure of a fit record.
+    """Control daily rate, size ``k`` and mean exposure of an ``nb_totals`` fit record.
 
     See :func:`crampstats.decisions.nb_parameters`.
     """
     exposure = rec.prepared.subject_data["exposure_days"].values
     return decisions.nb_parameters(rec.model, rec.idata, exposure)
+
+
+def _median(values: Any) -> float:
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def design_inputs(rec: FitRecord, control: str) -> Design | None:
+    """Closed-form inputs of the primary fit, or ``None`` for a model without a closed form."""
+    names, n = allocation(rec, control)
+    sizes = dict(zip(names, n, strict=True))
+    if isinstance(rec.model, NBTotals):
+        p = nb_parameters(rec)
+        return ParallelDesign(p["rate"], p["k"], p["exposure"], sizes, control)
+    post = rec.idata["posterior"]
+    if isinstance(rec.model, FrailtyWeekly):
+        rows = rec.prepared.extra
+        n_sub = rec.prepared.subject_data.sizes["subject"]
+        days = np.bincount(rows["subject_idx"], np.exp(rows["log_exposure"]), minlength=n_sub)
+        p = decisions.nb_parameters(rec.model, rec.idata, days, size="phi")
+        return ParallelDesign(p["rate"], p["k"], p["exposure"], sizes, control)
+    if isinstance(rec.model, Crossover):
+        d, sd = rec.prepared.data, rec.prepared.subject_data
+        n_sub = sd.sizes["subject"]
+        idx = d["subject_idx"]
+        days = np.bincount(idx, np.exp(d["log_exposure"]), minlength=n_sub)
+        per_period = days / np.bincount(idx, minlength=n_sub)
+        subject_rate = np.exp(rec.model.subject_log_rate(rec.idata))
+        on_arm = sd["n_periods_arm"].transpose("subject", "arm")
+        on_control = sd["n_periods"].values - on_arm.sum("arm").values
+        return WithinSubjectDesign(
+            rate=_median(subject_rate.mean("subject")),
+            k=_median(post["k"].values),
+            exposure=float(np.mean(per_period)),
+            mu=np.median(subject_rate.values, axis=(0, 1)) * per_period,
+            periods={a: (on_arm.sel(arm=a).values, on_control) for a in names[1:]},
+            sigma_d={a: _median(post["sigma_d"].sel(arm=a).values) for a in names[1:]},
+        )
+    return None
 
 
 def calibrated_threshold(plan: Plan, n_per_arm: list[int], variance: float | None) -> float | None:
@@ -94,12 +211,11 @@ def calibrated_threshold(plan: Plan, n_per_arm: list[int], variance: float | Non
     )
 
 
-def _primary(records: Mapping[str, FitRecord]) -> tuple[str, FitRecord] | None:
-    for name, rec in records.items():
+def _primary(records: Mapping[str, FitRecord]) -> FitRecord | None:
+    """Return the first (primary) record if it has a per-arm log rate ratio, else None."""
+    for rec in records.values():
         post = rec.idata["posterior"]
-        if "log_rr" in post and "arm" in post["log_rr"].dims:
-            return name, rec
-        return None
+        return rec if "log_rr" in post and "arm" in post["log_rr"].dims else None
     return None
 
 
@@ -125,10 +241,9 @@ def verdict_tables(
         "decisions": pd.DataFrame(columns=DECISIONS_COLUMNS),
         "operating_characteristics": pd.DataFrame(columns=OPERATING_COLUMNS),
     }
-    primary = _primary(records)
-    if primary is None:
+    rec = _primary(records)
+    if rec is None:
         return empty
-    name, rec = primary
     plan = parse_plan(config)
     control = str(config.get("control_arm", "placebo"))
     head = {
@@ -138,8 +253,8 @@ def verdict_tables(
     }
     digest = plan_status(config)["plan_hash"]
     arms, n = allocation(rec, control)
-    params = nb_parameters(rec) if name == "nb_totals" else None
-    variance = null_variance(params) if params else None
+    design = design_inputs(rec, control)
+    variance = null_variance(nb_parameters(rec)) if isinstance(rec.model, NBTotals) else None
     threshold = calibrated_threshold(plan, n, variance)
     verdicts = decisions.success_verdicts(
         rec.idata,
@@ -155,28 +270,22 @@ def verdict_tables(
         )
     table = verdicts.assign(**head, plan_hash=digest)[DECISIONS_COLUMNS]
     out = {"decisions": table, "operating_characteristics": empty["operating_characteristics"]}
-    if params is not None:
-        out["operating_characteristics"] = operating_rows(plan, arms, n, params, threshold).assign(
+    if design is not None:
+        out["operating_characteristics"] = operating_rows(plan, arms, n, design, threshold).assign(
             **head, plan_hash=digest
         )[OPERATING_COLUMNS]
     return out
 
 
-def rule_power(
-    plan: Plan, params: Mapping[str, float], n_control: int, ratio: float, rr: float,
-    calibrated: float | None = None,
-) -> float:  # fmt: skip
+def rule_power(plan: Plan, se: float, rr: float, calibrated: float | None = None) -> float:
     """Probability that one comparison meets every criterion when the true rate ratio is ``rr``.
 
-    Normal approximation: the estimate ``y ~ N(log rr, se^2)`` with ``se^2 = V / n_control``
-    (:func:`crampstats.closed_form.zhu_lakkis_variance` at ``rr``) and a flat posterior
-    ``N(y, se^2)``; criterion ``(t, p)`` holds when ``y <= log t - se z_p``, so all hold when
-    ``y`` is below the smallest of these bounds. With the single criterion ``(1, 1 - alpha)``
-    this is :func:`crampstats.closed_form.zhu_lakkis_power` (tested).
+    Normal approximation: the estimate ``y ~ N(log rr, se^2)`` (``se`` from the design's closed
+    form at ``rr``) and a flat posterior ``N(y, se^2)``; criterion ``(t, p)`` holds when
+    ``y <= log t - se z_p``, so all hold when ``y`` is below the smallest of these bounds. With
+    the single criterion ``(1, 1 - alpha)`` and the two-group variance this is
+    :func:`crampstats.closed_form.zhu_lakkis_power` (tested).
     """
-    se = np.sqrt(
-        zhu_lakkis_variance(params["rate"], rr, params["k"], params["exposure"], ratio) / n_control
-    )
     bounds = []
     for c in plan.criteria:
         p = calibrated if calibrated is not None and c.rate_ratio == 1.0 else c.probability
@@ -188,57 +297,61 @@ def operating_rows(
     plan: Plan,
     arms: list[str],
     n: list[int],
-    params: Mapping[str, float],
+    design: Design,
     calibrated: float | None,
 ) -> pd.DataFrame:
     """Per active arm: false-positive rate and power at the planning effect of the rule.
 
     ``false_positive_rate`` is :func:`rule_power` at RR 1 (one comparison);
     ``family_false_positive_rate`` the chance under the global null that any comparison
-    succeeds: by Monte Carlo of the correlated normal approximation for ``none`` (P(RR < 1)
-    criterion only, an upper bound), the first comparison's rate for ``fixed_sequence``, and
-    alpha by construction for ``calibrated`` and ``exchangeable``.
+    succeeds: for a parallel design by Monte Carlo of the correlated normal approximation for
+    ``none`` (P(RR < 1) criterion only, an upper bound), for a within-subject design the union
+    bound (the sum of the comparisons' rates, at most 1); the first comparison's rate for
+    ``fixed_sequence``; alpha by construction for ``calibrated`` and ``exchangeable``.
     """
-    n_control = n[0]
     first = next((c for c in plan.criteria if c.rate_ratio == 1.0), None)
     if plan.calibrates:
         family = plan.alpha
-    elif plan.strategy == "fixed_sequence":
-        family = None  # filled from the first arm's rate below
+    elif plan.strategy == "fixed_sequence" or isinstance(design, WithinSubjectDesign):
+        family = None  # filled from the arms' rates below
     elif first is not None:
         family = family_false_positive_rate(n, first.probability, plan.calibration_draws, plan.seed)
     else:
         family = float("nan")
     rows = []
-    for arm, n_arm in zip(arms[1:], n[1:], strict=True):
-        ratio = n_arm / n_control if n_control else float("nan")
+    for arm in arms[1:]:
+        n_arm, n_control = design.sizes(arm)
         ok = n_control > 0 and n_arm > 0
-        fpr = rule_power(plan, params, n_control, ratio, 1.0, calibrated) if ok else np.nan
-        power = (
-            rule_power(plan, params, n_control, ratio, plan.planning_rate_ratio, calibrated)
-            if ok
-            else np.nan
-        )
+        fpr = power = np.nan
+        if ok:
+            fpr = rule_power(plan, np.sqrt(design.variance(arm, 1.0)), 1.0, calibrated)
+            rr = plan.planning_rate_ratio
+            power = rule_power(plan, np.sqrt(design.variance(arm, rr)), rr, calibrated)
         rows.append(
             {
                 "arm": arm,
                 "n_arm": n_arm,
                 "n_control": n_control,
-                "control_rate_per_day": params["rate"],
-                "k": params["k"],
-                "exposure_days": params["exposure"],
+                "control_rate_per_day": design.rate,
+                "k": design.k,
+                "exposure_days": design.exposure,
+                "patient_effect_sd": design.effect_sd(arm),
                 "planning_rr": plan.planning_rate_ratio,
                 "false_positive_rate": fpr,
                 "family_false_positive_rate": family,
                 "power": power,
                 "strategy": plan.strategy,
-                "approximation": APPROXIMATION,
+                "approximation": design.approximation,
             }
         )
     out = pd.DataFrame(rows)
-    if plan.strategy == "fixed_sequence" and len(out):
+    if not len(out):
+        return out
+    if plan.strategy == "fixed_sequence":
         first_arm = plan.order[0] if plan.order else out["arm"].iloc[0]
         out["family_false_positive_rate"] = float(
             out.loc[out["arm"] == first_arm, "false_positive_rate"].iloc[0]
         )
+    elif family is None:  # within-subject, strategy none: union bound
+        out["family_false_positive_rate"] = min(1.0, float(out["false_positive_rate"].sum()))
     return out

@@ -58,6 +58,15 @@ def rate_text(x: Any) -> str:
     return f"{pct:.2g} %" if pct < 1 else f"{pct:.1f} %"
 
 
+def _sizes_text(op: pd.Series | None) -> str:
+    """Subjects of a comparison: arm vs control, or patients who are their own control."""
+    if op is None:
+        return ""
+    if not text.is_missing(op["patient_effect_sd"]):
+        return f"{int(op['n_arm'])} patients, each their own control"
+    return f"{int(op['n_arm'])} vs {int(op['n_control'])}"
+
+
 def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
     """Return the verdict panel's context, or ``None`` when the run made no decisions."""
     decisions = ctx.tables.get("decisions", pd.DataFrame())
@@ -85,9 +94,7 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
                 "verdict": "met" if met else "not met",
                 "criteria": "; ".join(criteria),
                 "multiplicity": cell_text(mine["multiplicity"].iloc[0]),
-                "n": (
-                    f"{int(op['n_arm'])} vs {int(op['n_control'])}" if op is not None else ""
-                ),
+                "n": _sizes_text(op),
                 "fpr": rate_text(op["false_positive_rate"]) if op is not None else text.MISSING,
                 "power": rate_text(op["power"]) if op is not None else text.MISSING,
             }
