@@ -7,6 +7,7 @@ functions and constants) or in ``tests/conftest.py`` (fixtures, e.g. the session
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Mapping
@@ -489,3 +490,43 @@ def hand_built_crossover(derived: Mapping[str, pd.DataFrame], config: Mapping[st
     )
     idata = xr.DataTree.from_dict({"posterior": post, "constant_data": prepared.subject_data})
     return {"crossover": FitRecord(entry, model, idata, frame, prepared)}
+
+
+#: An intensity primary endpoint with criteria on the difference in mean intensity.
+INTENSITY_PLAN = {
+    "endpoint": "intensity",
+    "summary_measure": "difference_in_mean_intensity",
+    "success": {"criteria": [{"difference": 0, "probability": 0.975},
+                             {"difference": -1, "probability": 0.5}]},
+}  # fmt: skip
+
+
+def hand_built_intensity(beta_means, n_per_arm=30, draws=4000, seed=3):
+    """An ``intensity`` fit with posterior draws placed by hand (no sampling).
+
+    Control logit mean ``Normal(-0.4, 0.05)``, run-in slope 0 (so each arm's standardised
+    difference has a closed form), ``beta ~ Normal(beta_means[arm], 0.2)``; ``n_per_arm``
+    subjects on placebo and on each arm. Returns the fit and the number of subjects.
+    """
+    rng = np.random.default_rng(seed)
+    arms = ["placebo", *beta_means]
+    post = xr.Dataset(
+        {
+            "alpha": (("chain", "draw"), rng.normal(-0.4, 0.05, (1, draws))),
+            "b": (("chain", "draw"), np.zeros((1, draws))),
+            "beta": (("chain", "draw", "arm"),
+                     rng.normal(list(beta_means.values()), 0.2, (1, draws, len(beta_means)))),
+        },
+        coords={"chain": [0], "draw": np.arange(draws), "arm": list(beta_means)},
+    )  # fmt: skip
+    n = n_per_arm * len(arms)
+    from crampstats.engine import ATTR_PREFIX
+
+    post.attrs[f"{ATTR_PREFIX}constants"] = json.dumps({"n_squeeze": n, "control_arm": "placebo"})
+    subjects = xr.Dataset(
+        {
+            "x_baseline": ("subject", rng.normal(0, 1, n)),
+            "arm": ("subject", np.repeat(arms, n_per_arm)),
+        }
+    )
+    return xr.DataTree.from_dict({"posterior": post, "constant_data": subjects}), n

@@ -241,3 +241,30 @@ def test_course_over_time_follows_the_observed_weekly_rates(run):
         np.testing.assert_allclose(mean[observed.index], observed, rtol=0.2)
     flat = treated[treated["model"] == "nb_totals"].groupby("arm")["per_week"].nunique()
     assert (flat == 1).all()  # no trend term: a flat line
+
+
+@pytest.mark.slow
+def test_an_intensity_primary_endpoint_is_decided_and_reported(tmp_path):
+    plan = {
+        "endpoint": "intensity",
+        "summary_measure": "difference_in_mean_intensity",
+        "success": {"criteria": [{"difference": 0, "probability": 0.975}]},
+        "multiplicity": {"strategy": "calibrated"},
+    }
+    config = _config(
+        tmp_path, models=["nb_totals"], secondary={"endpoints": ["intensity"]}, plan=plan
+    )
+    out = tmp_path / "a"
+    assert cli.main(["analyze", str(EXAMPLE), "--config", str(config), "--out", str(out)]) == 0
+    tables = _tables(out)
+    decisions = tables["decisions"]
+    assert decisions["endpoint"].eq("intensity").all()
+    crit = decisions[decisions["rule"] != "success"].set_index("arm")
+    # the decision's P(difference < 0) is the intensity analysis' own p_benefit
+    effects = tables["effects_secondary"].query("model == 'intensity'").set_index("arm")
+    np.testing.assert_allclose(crit["probability"], effects.loc[crit.index, "p_benefit"])
+    assert crit["threshold"].nunique() == 1 and crit["threshold"].iloc[0] > 0.975  # calibrated
+    assert tables["operating_characteristics"].empty
+    assert cli.main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "No operating characteristics: the primary endpoint is intensity" in html

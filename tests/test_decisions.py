@@ -229,3 +229,24 @@ def test_calibrated_threshold_replaces_only_the_rr_1_criterion():
     assert other["threshold"].eq(0.5).all() and other["met"].all()
     with pytest.raises(ValueError, match="calibrated threshold"):
         success_verdicts(draws, [(1.0, 0.975)], "calibrated")
+
+
+def test_difference_criteria_read_the_draws_as_they_are():
+    # intensity: draws are differences in mean intensity; a criterion (d, p) reads P(diff < d)
+    a = np.r_[np.full(980, -1.5), np.full(20, 0.5)]
+    b = np.r_[np.full(500, -0.5), np.full(500, 0.2)]
+    diff = xr.DataArray(np.array([a, b]), dims=("arm", "sample"), coords={"arm": ["a", "b"]})
+    table = success_verdicts(diff, [(0.0, 0.975), (-1.0, 0.5)], difference=True)
+    crit = table[table["rule"] != "success"].set_index(["arm", "quantity"])["probability"]
+    assert crit.to_dict() == {
+        ("a", "P(difference < 0)"): 0.98, ("a", "P(difference < -1)"): 0.98,
+        ("b", "P(difference < 0)"): 0.5, ("b", "P(difference < -1)"): 0.0,
+    }  # fmt: skip
+    success = table.query("rule == 'success'").set_index("arm")["met"]
+    assert success.to_dict() == {"a": True, "b": False}
+    # the calibrated threshold replaces the no-effect criterion, difference 0
+    calibrated = success_verdicts(diff, [(0.0, 0.975), (-1.0, 0.5)], "calibrated", calibrated=0.99,
+                                  difference=True)  # fmt: skip
+    thresholds = calibrated.set_index("quantity")["threshold"].dropna()
+    assert thresholds["P(difference < 0)"].eq(0.99).all()
+    assert thresholds["P(difference < -1)"].eq(0.5).all()

@@ -22,6 +22,13 @@ from crampstats.plan import (
 )
 
 ARMS = ["placebo", "a", "b", "c"]
+#: An intensity primary endpoint with criteria on the difference in mean intensity.
+INTENSITY = {
+    "endpoint": "intensity",
+    "summary_measure": "difference_in_mean_intensity",
+    "success": {"criteria": [{"difference": 0, "probability": 0.975},
+                             {"difference": -1, "probability": 0.5}]},
+}  # fmt: skip
 
 
 def resolved(plan: dict | None = None, **analysis) -> dict:
@@ -99,12 +106,44 @@ def test_fixed_sequence_order_must_list_each_active_arm_once():
         ),
         ({"multiplicity": {"order": ["a"]}}, ARMS, None, "only used by fixed_sequence"),
         ({"intercurrent_events": {"withdrawal": "composite"}}, ARMS, None, "cannot express"),
-        ({"endpoint": "intensity"}, ARMS, None, "not implemented"),
+        ({"endpoint": "intensity"}, ARMS, None, "its summary measure is difference_in_mean"),
+        (INTENSITY | {"success": {}}, ARMS, None, r"P\(RR < 1\) >= 0.975.*another scale"),
+        ({"summary_measure": "difference_in_mean_intensity"}, ARMS, None, "measure is rate_ratio"),
+        ({"success": {"criteria": [{"difference": 0, "probability": 0.9}]}}, ARMS, None,
+         "another scale"),
+        (
+            INTENSITY | {"success": {"criteria": [
+                {"difference": 0, "rate_ratio": 1, "probability": 0.9}]}},
+            ARMS, None, "no rate_ratio",
+        ),
+        (INTENSITY | {"multiplicity": {"strategy": "exchangeable"}}, ARMS, None,
+         "analysis is intensity"),
+        (
+            INTENSITY | {
+                "multiplicity": {"strategy": "calibrated"},
+                "success": {"criteria": [{"difference": -1, "probability": 0.9}]},
+            },
+            ARMS, None, r"has none \(add \{difference: 0",
+        ),
     ],
 )  # fmt: skip
 def test_plans_the_trial_cannot_carry_out_are_refused(plan, arms, primary, message):
     with pytest.raises(PlanError, match=message):
         check_plan(parse_plan(resolved(plan)), arms, "placebo", primary)
+
+
+def test_an_intensity_plan_is_decided_on_the_difference_and_needs_its_analysis():
+    plan = parse_plan(resolved(INTENSITY))
+    assert plan.rule == "P(difference < 0) >= 0.975 and P(difference < -1) >= 0.5"
+    assert [c.is_null for c in plan.criteria] == [True, False]
+    assert [c.bound for c in plan.criteria] == [0.0, -1.0]
+    check_plan(plan, ARMS, "placebo", "nb_totals", ["intensity", "ctf"])
+    with pytest.raises(PlanError, match="intensity analysis does not run"):
+        check_plan(plan, ARMS, "placebo", "nb_totals", ["ctf"])
+    # a rate-ratio criterion keeps the keys (and so the hash) it had before intensity existed
+    first = parse_plan(resolved()).as_dict()["criteria"][0]
+    assert first == {"rate_ratio": 1.0, "probability": 0.975}
+    assert plan.hash != parse_plan(resolved()).hash
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crampstats.catalogue import plan_trial
-from crampstats.compare import AnalysisOutcome, FitRecord, failed_fits, result_tables, run_record
+from crampstats.compare import (
+    AnalysisOutcome,
+    FitRecord,
+    endpoint_verdict_tables,
+    failed_fits,
+    result_tables,
+    run_record,
+)
 from crampstats.compare.missing import tipping_point_tables
 from crampstats.config import load_trial_config
 from crampstats.derive import derive_all, trial_id_of
@@ -121,6 +128,8 @@ def analyze(
         secondary.append(run_endpoint_or_fail(entry, derived, trial_config, progress=progress))
         seeds[entry.id] = entry.seed(root)
     tables.update(combine([r.tables for r in secondary]))
+    fits = {r.endpoint: r.idata for r in secondary if r.idata is not None}
+    tables.update(endpoint_verdict_tables(fits, trial_config))
     failed = failed_fits(tables)
     for table in ("diagnostics", "diagnostics_secondary"):
         for _, row in tables[table].loc[tables[table]["status"] != "ok"].iterrows():

@@ -339,15 +339,18 @@ def success_verdicts(
     order: Sequence[str] = (),
     calibrated: float | None = None,
     var_name: str = "log_rr",
+    difference: bool = False,
 ) -> pd.DataFrame:
     """Verdict of every active arm under a success rule and a family-wise strategy.
 
     A comparison succeeds when every criterion ``P(RR < rate_ratio | data) >= probability``
     holds (note ``>=``, as the plan states it; :func:`rule_met` keeps its strict ``>`` for the
-    power module). Strategies (docs/analysis-plan.md): ``none`` - each arm on its own;
-    ``fixed_sequence`` - arms tested in ``order``, an arm succeeds only if every arm before it
-    did; ``calibrated`` and ``exchangeable`` - the probability of each ``rate_ratio == 1``
-    criterion is replaced by ``calibrated``, the common threshold from
+    power module); with ``difference`` the draws are differences (intensity) and each criterion
+    reads ``P(difference < bound | data) >= probability``. Strategies (docs/analysis-plan.md):
+    ``none`` - each arm on its own; ``fixed_sequence`` - arms tested in ``order``, an arm
+    succeeds only if every arm before it did; ``calibrated`` and ``exchangeable`` - the
+    probability of the no-effect criterion (``rate_ratio == 1``; ``difference == 0``) is
+    replaced by ``calibrated``, the common threshold from
     :func:`crampstats.multiplicity.calibrated_probability` (``exchangeable`` expects draws from
     the hierarchical-prior fit).
 
@@ -356,7 +359,8 @@ def success_verdicts(
     posterior
         Fit, posterior dataset or ``log_rr`` draws (dims ``arm`` and chain/draw or sample).
     criteria
-        ``(rate_ratio, probability)`` pairs, all required.
+        ``(rate_ratio, probability)`` pairs (``(difference, probability)`` with
+        ``difference``), all required.
     strategy
         ``none``, ``fixed_sequence``, ``calibrated`` or ``exchangeable``.
     order
@@ -364,7 +368,9 @@ def success_verdicts(
     calibrated
         Common threshold of the P(RR < 1) criterion (``calibrated``, ``exchangeable``).
     var_name
-        Name of the log rate ratio variable.
+        Name of the log rate ratio variable (of the differences, with ``difference``).
+    difference
+        Whether the draws and criteria are differences rather than (log) rate ratios.
 
     Returns
     -------
@@ -404,13 +410,14 @@ def success_verdicts(
             note = f"fixed_sequence: position {position} of {len(arms)}"
             if not still_testing:
                 note += " (not reached: an earlier comparison failed)"
-        for rate_ratio, required in criteria:
+        for bound, required in criteria:
             calibrate = calibrated is not None and strategy != "fixed_sequence"
-            needed = float(calibrated) if calibrate and rate_ratio == 1.0 else float(required)
-            p = float(probability_below(values[arm], np.log(rate_ratio)))
+            null = bound == (0.0 if difference else 1.0)
+            needed = float(calibrated) if calibrate and null else float(required)
+            p = float(probability_below(values[arm], bound if difference else np.log(bound)))
             met = p >= needed
             met_all &= met
-            label = f"P(RR < {rate_ratio:g})"
+            label = f"P({'difference' if difference else 'RR'} < {bound:g})"
             rows.append([arm, f"{label} >= {needed:.4g}", label, p, needed, met, note])
         success = met_all and still_testing
         if strategy == "fixed_sequence":

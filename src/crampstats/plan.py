@@ -31,6 +31,7 @@ from typing import Any
 from crampstats.errors import CrampstatsError
 
 __all__ = [
+    "ENDPOINT_MEASURES",
     "RECORD_SUFFIX",
     "SINGLE_TRIAL",
     "STRATEGIES",
@@ -50,6 +51,9 @@ __all__ = [
 
 #: Name of the frozen-plan record beside a config: ``config.yaml`` -> ``config.plan-freeze.json``.
 RECORD_SUFFIX = ".plan-freeze.json"
+#: Each primary endpoint's summary measure; its criteria are on that scale (a rate ratio, or a
+#: difference in mean 0-10 intensity).
+ENDPOINT_MEASURES = {"cramp_frequency": "rate_ratio", "intensity": "difference_in_mean_intensity"}
 #: Family-wise strategies (docs/analysis-plan.md).
 STRATEGIES = ("none", "fixed_sequence", "calibrated", "exchangeable")
 #: Intercurrent events whose diary after the event can be used (treatment_policy).
@@ -92,20 +96,47 @@ class PlanError(CrampstatsError):
 
 @dataclass(frozen=True)
 class Criterion:
-    """One criterion of the success rule: ``P(RR < rate_ratio | data) >= probability``."""
+    """One criterion of the success rule, on the primary endpoint's scale.
 
-    rate_ratio: float
+    Cramp frequency: ``P(RR < rate_ratio | data) >= probability``; intensity (``difference``
+    set, ``rate_ratio`` None): ``P(difference < difference | data) >= probability``, the
+    difference in mean 0-10 intensity versus control (lower is better).
+    """
+
+    rate_ratio: float | None
     probability: float
+    difference: float | None = None
+
+    @property
+    def bound(self) -> float:
+        """The threshold on the criterion's own scale (a rate ratio or a difference)."""
+        value = self.difference if self.difference is not None else self.rate_ratio
+        if value is None:
+            raise ValueError("a criterion needs a rate ratio or a difference")
+        return float(value)
+
+    @property
+    def is_null(self) -> bool:
+        """Whether the criterion reads the probability of any benefit (RR < 1, difference < 0)."""
+        return self.difference == 0.0 if self.difference is not None else self.rate_ratio == 1.0
 
     @property
     def quantity(self) -> str:
-        """The posterior probability it reads, e.g. ``P(RR < 0.75)``."""
-        return f"P(RR < {self.rate_ratio:g})"
+        """The posterior probability it reads, e.g. ``P(RR < 0.75)``, ``P(difference < -1)``."""
+        name = "difference" if self.difference is not None else "RR"
+        return f"P({name} < {self.bound:g})"
 
     @property
     def rule(self) -> str:
         """The criterion in words, e.g. ``P(RR < 1) >= 0.975``."""
         return f"{self.quantity} >= {self.probability:g}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain form; a rate-ratio criterion keeps the keys it had before intensity existed."""
+        out = asdict(self)
+        if self.difference is None:
+            del out["difference"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -133,7 +164,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready form (the hashed content)."""
         out = asdict(self)
-        out["criteria"] = [asdict(c) for c in self.criteria]
+        out["criteria"] = [c.as_dict() for c in self.criteria]
         out["order"] = list(self.order)
         return out
 
@@ -149,8 +180,20 @@ class Plan:
 
     @property
     def calibrates(self) -> bool:
-        """Whether the strategy calibrates the probability of the P(RR < 1) criterion."""
+        """Whether the strategy calibrates the probability of the no-effect criterion.
+
+        That is P(RR < 1) for cramp frequency, P(difference < 0) for intensity.
+        """
         return self.strategy in ("calibrated", "exchangeable")
+
+
+def _criterion(raw: Mapping[str, Any], threshold: float) -> Criterion:
+    """One criterion: a difference (intensity) as given, a missing rate ratio -> ``threshold``."""
+    rate_ratio, probability = raw.get("rate_ratio"), float(raw["probability"])
+    if raw.get("difference") is not None:  # both set is refused by check_plan
+        ratio = None if rate_ratio is None else float(rate_ratio)
+        return Criterion(ratio, probability, float(raw["difference"]))
+    return Criterion(float(threshold if rate_ratio is None else rate_ratio), probability)
 
 
 def parse_plan(config: Mapping[str, Any]) -> Plan:
@@ -174,13 +217,7 @@ def parse_plan(config: Mapping[str, Any]) -> Plan:
     success = {**DEFAULT_PLAN["success"], **(raw.get("success") or {})}
     multiplicity = {**DEFAULT_PLAN["multiplicity"], **(raw.get("multiplicity") or {})}
     events = {**DEFAULT_PLAN["intercurrent_events"], **(raw.get("intercurrent_events") or {})}
-    criteria = tuple(
-        Criterion(
-            float(threshold if c.get("rate_ratio") is None else c["rate_ratio"]),
-            float(c["probability"]),
-        )
-        for c in success["criteria"]
-    )
+    criteria = tuple(_criterion(c, threshold) for c in success["criteria"])
     planning = success.get("planning_rate_ratio")
     return Plan(
         population=str(raw.get("population", DEFAULT_PLAN["population"])),
@@ -204,6 +241,7 @@ def check_plan(
     arms: Sequence[str] | None,
     control: str,
     primary_model: str | None = None,
+    endpoints: Sequence[str] | None = None,
 ) -> None:
     """Refuse a plan the trial cannot carry out, listing every problem.
 
@@ -218,6 +256,9 @@ def check_plan(
         The control arm.
     primary_model
         The primary count model (``None``: not known yet).
+    endpoints
+        The secondary endpoints the trial analyses (``None``: not known yet); an intensity
+        primary endpoint needs ``intensity`` among them.
 
     Raises
     ------
@@ -249,10 +290,12 @@ def check_plan(
         problems.append(
             f"{key}.multiplicity.order: only used by fixed_sequence (strategy is {plan.strategy})"
         )
-    if plan.calibrates and not any(c.rate_ratio == 1.0 for c in plan.criteria):
+    intensity = plan.endpoint == "intensity"
+    if plan.calibrates and not any(c.is_null for c in plan.criteria):
+        null = "{difference: 0, ...}" if intensity else "{rate_ratio: 1, ...}"
         problems.append(
-            f"{key}.success.criteria: strategy {plan.strategy} calibrates the P(RR < 1) "
-            "criterion, and the rule has none (add {rate_ratio: 1, probability: ...})"
+            f"{key}.success.criteria: strategy {plan.strategy} calibrates the no-effect "
+            f"criterion, and the rule has none (add {null} with its probability)"
         )
     if plan.strategy == "calibrated" and primary_model == "crossover":
         problems.append(
@@ -265,16 +308,12 @@ def check_plan(
                 f"{key}.multiplicity.strategy: exchangeable needs at least two active arms "
                 f"(this trial has {actives})"
             )
-        if primary_model is not None and primary_model != "nb_totals":
+        if intensity or (primary_model is not None and primary_model != "nb_totals"):
             problems.append(
                 f"{key}.multiplicity.strategy: exchangeable is a prior option of nb_totals; "
-                f"the primary model is {primary_model}"
+                f"the primary analysis is {'intensity' if intensity else primary_model}"
             )
-    if plan.endpoint != "cramp_frequency":
-        problems.append(
-            f"{key}.endpoint: {plan.endpoint} as the primary endpoint is not implemented yet; "
-            "decisions are made on cramp_frequency"
-        )
+    problems += _endpoint_problems(plan, endpoints)
     for event, strategy in plan.intercurrent_events.items():
         if strategy == "composite":
             problems.append(
@@ -292,6 +331,43 @@ def check_plan(
             )
     if problems:
         raise PlanError("analysis plan refused:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _endpoint_problems(plan: Plan, endpoints: Sequence[str] | None) -> list[str]:
+    """Problems of the endpoint, its summary measure and the scale of the criteria."""
+    key = "analysis.plan"
+    measure = ENDPOINT_MEASURES.get(plan.endpoint)
+    if measure is None:
+        return [f"{key}.endpoint: {plan.endpoint!r} not in {sorted(ENDPOINT_MEASURES)}"]
+    problems = []
+    if plan.summary_measure != measure:
+        problems.append(
+            f"{key}.summary_measure: {plan.summary_measure} does not summarise {plan.endpoint}; "
+            f"its summary measure is {measure}"
+        )
+    intensity = plan.endpoint == "intensity"
+    if intensity:  # a difference, and no rate ratio beside it
+        wrong = [c.rule for c in plan.criteria if c.difference is None or c.rate_ratio is not None]
+    else:
+        wrong = [c.rule for c in plan.criteria if c.difference is not None]
+    if wrong:
+        scale = (
+            "{difference: d, probability: p} (P(difference in mean intensity < d) >= p; no "
+            "rate_ratio)"
+            if intensity
+            else "{rate_ratio: r, probability: p} (no difference)"
+        )
+        problems.append(
+            f"{key}.success.criteria: {plan.endpoint} is decided on its {measure}; criteria "
+            f"{wrong} are on another scale: write each as {scale}"
+        )
+    if intensity and endpoints is not None and "intensity" not in endpoints:
+        problems.append(
+            f"{key}.endpoint: intensity is the primary endpoint, but this trial's intensity "
+            "analysis does not run (it needs a parallel design, the diary's intensity column, "
+            "and intensity in analysis.secondary.endpoints when that list is set)"
+        )
+    return problems
 
 
 def plan_hash(plan: Plan) -> str:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import hand_built_crossover, hand_built_nb_totals
+from helpers import INTENSITY_PLAN, hand_built_crossover, hand_built_intensity, hand_built_nb_totals
+from scipy import special
 
 from crampstats.closed_form import within_subject_variance, zhu_lakkis_power, zhu_lakkis_variance
 from crampstats.compare.verdict import (
     DECISIONS_COLUMNS,
     OPERATING_COLUMNS,
+    endpoint_verdict_tables,
     rule_power,
     verdict_tables,
 )
@@ -169,3 +171,30 @@ def test_frailty_weekly_primary_gets_the_two_group_closed_form(trial, example_de
     # exposure each model counts (weekly rows vs the totals' diarised days)
     for column in ("power", "false_positive_rate"):
         np.testing.assert_allclose(oc[column], reference[column], rtol=0.02)
+
+
+def test_an_intensity_plan_is_decided_on_the_intensity_fit(trial):
+    records, base = trial
+    config = {**base, "analysis": {**base["analysis"], "plan": INTENSITY_PLAN}}
+    fit, n = hand_built_intensity({"mexiletine": -0.9, "quinine": -0.1})
+    tables = endpoint_verdict_tables({"intensity": fit}, config)
+    decisions = tables["decisions"]
+    assert list(decisions.columns) == DECISIONS_COLUMNS
+    assert decisions["endpoint"].eq("intensity").all()
+    assert tables["operating_characteristics"].empty
+    # with run-in slope 0 the standardised difference is 10 n / (n - 1) (expit(a + beta) - expit(a))
+    post = fit["posterior"]
+    alpha = post["alpha"].values.ravel()
+    for arm in ("mexiletine", "quinine"):
+        beta = post["beta"].sel(arm=arm).values.ravel()
+        diff = 10 * n / (n - 1) * (special.expit(alpha + beta) - special.expit(alpha))
+        mine = decisions[decisions["arm"] == arm].set_index("quantity")["probability"]
+        assert mine["P(difference < 0)"] == pytest.approx(np.mean(diff < 0), abs=1e-12)
+        assert mine["P(difference < -1)"] == pytest.approx(np.mean(diff < -1), abs=1e-12)
+    success = decisions.query("rule == 'success'").set_index("arm")["met"]
+    assert success.to_dict() == {"mexiletine": True, "quinine": False}
+    # the count verdict stays silent under an intensity plan; a frequency plan ignores the fit
+    assert verdict_tables(records, config)["decisions"].empty
+    assert endpoint_verdict_tables({"intensity": fit}, base) == {}
+    # an intensity analysis that failed (no fit): no decisions, the diagnostics say why
+    assert endpoint_verdict_tables({}, config)["decisions"].empty

@@ -95,6 +95,30 @@ def test_weekly_and_run_in_follow_the_same_records():
     assert derived["periods"].set_index("subject_id").loc["s1", "runin_count"] == 4
 
 
+def test_an_intensity_primary_endpoint_reads_the_records_its_strategies_leave():
+    tables = _tables()
+    tables["diary"]["intensity"] = pd.array([pd.NA] + [5.0] * 6 + [pd.NA] + [4.0] * 6
+                                            + [pd.NA, 3.0, 3.0, 3.0], dtype="Float64")
+    intensity = {"endpoint": "intensity", "summary_measure": "difference_in_mean_intensity"}
+
+    def days(config):
+        diary = derive_all(tables, config)["diary"]
+        treated = diary[diary["period"] == "treatment"]
+        return treated.groupby("subject_id")["study_day"].apply(list).to_dict()
+
+    # cramp frequency primary: the secondary endpoints keep every completed record
+    every = {"s1": [1, 2, 3, 4, 5, 6], "s2": [1, 2, 3, 4, 5, 6], "s3": [1, 8, 15]}
+    assert days(_config()) == every
+    # intensity primary under hypothetical strategies: off-treatment and rescue records leave
+    config = _config()
+    config["analysis"]["plan"].update(intensity)
+    assert days(config) == {"s1": [1, 2, 3], "s2": [1, 2, 3, 6], "s3": [1]}
+    # under treatment policy they stay
+    config["analysis"]["plan"]["intercurrent_events"] = {
+        "treatment_discontinuation": "treatment_policy", "rescue_medication": "treatment_policy"}
+    assert days(config) == every
+
+
 def test_event_summary_counts_subjects_and_days_per_arm():
     cfg = _config(rescue_medication="treatment_policy")
     summary = event_summary(flag_records(_tables()), _tables()["subjects"], cfg)

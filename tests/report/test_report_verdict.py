@@ -12,9 +12,17 @@ import shutil
 
 import pandas as pd
 import pytest
-from helpers import Page, assert_self_contained, hand_built_crossover, hand_built_nb_totals
+from helpers import (
+    INTENSITY_PLAN,
+    Page,
+    assert_self_contained,
+    hand_built_crossover,
+    hand_built_intensity,
+    hand_built_nb_totals,
+)
 
-from crampstats.compare.verdict import verdict_tables
+from crampstats.compare.tables import effects_rows
+from crampstats.compare.verdict import endpoint_verdict_tables, verdict_tables
 from crampstats.derive import read_derived
 from crampstats.outputs import to_json, write_tables
 from crampstats.plan import plan_status
@@ -125,3 +133,35 @@ def test_a_crossover_panel_counts_patients_and_names_its_closed_form(example_res
     write_tables({"operating_characteristics": empty}, folder / "tables")
     html = build_report(folder)
     assert "No operating characteristics: the primary analysis pools several trials" in html
+
+
+def test_an_intensity_plan_shows_its_verdict_and_calls_cramp_frequency_secondary(
+    example_results, tmp_path
+):
+    folder = tmp_path / "results"
+    shutil.copytree(example_results("example"), folder)
+    derived, config = read_derived(folder / "derived")
+    config = {**config, "trial_id": "example"}
+    config["analysis"] = {**config["analysis"], "plan": INTENSITY_PLAN}
+    fit, _ = hand_built_intensity({"mexiletine": -0.9, "quinine": -0.1})
+    tables = verdict_tables(hand_built_nb_totals(derived, config, LOG_RR), config)
+    assert tables["decisions"].empty  # cramp frequency is not what the plan decides on
+    tables.update(endpoint_verdict_tables({"intensity": fit}, config))
+    # the count model's effects (gate figures of a clean fit), so the summary has sentences
+    records = hand_built_nb_totals(derived, config, LOG_RR)
+    gate = pd.DataFrame({"model": ["nb_totals"], "rhat_max": [1.0], "ess_bulk_min": [4000.0],
+                         "divergences": [0], "status": ["ok"]})  # fmt: skip
+    tables["effects"] = effects_rows(records, gate, config)
+    (folder / "tables").mkdir()
+    write_tables(tables, folder / "tables")
+    record = {"config": config, "models": ["nb_totals"], "analysis_plan": plan_status(config)}
+    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+    html = build_report(folder)
+    assert_self_contained(html)
+    rows = Page(html).tables["verdict-table"]
+    assert [r[1] for r in rows[1:]] == ["met", "not met"]
+    assert "P(difference &lt; 0) &gt;= 0.975 and P(difference &lt; -1) &gt;= 0.5" in html
+    assert "No operating characteristics: the primary endpoint is intensity" in html
+    assert "summary measure difference in mean intensity" in html
+    assert "Cramp frequency (a secondary endpoint: the analysis plan's primary endpoint is " \
+        "intensity" in html

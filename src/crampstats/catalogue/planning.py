@@ -199,6 +199,7 @@ def plan_trial(config: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) ->
         _trial_arms(config, tables),
         str(config.get("control_arm", "placebo")),
         models[0].id if models else None,
+        [e.id for e in endpoints],
     )
     return TrialPlan(models, tuple(endpoints), skipped)
 

@@ -18,13 +18,14 @@ import pandas as pd
 from crampstats.catalogue import count_entry, endpoint_entry, plan_trial
 from crampstats.compare.missing import tipping_point_tables
 from crampstats.compare.tables import FitRecord, result_tables
+from crampstats.compare.verdict import endpoint_verdict_tables
 from crampstats.derive import read_derived
 from crampstats.engine import load_fit
 from crampstats.fit import make_model, model_frame
 from crampstats.models import ENDPOINT
 from crampstats.outputs import atomic_outputs, provenance, to_json, write_tables
-from crampstats.plan import plan_status
-from crampstats.secondary import combine, read_endpoint
+from crampstats.plan import parse_plan, plan_status
+from crampstats.secondary import combine, make_endpoint_model, read_endpoint
 from crampstats.validate import read_validated
 
 
@@ -138,6 +139,14 @@ def compare_job(
     tables.update(tipping_point_tables(records, derived, config))
     folders = [Path(f) for f in secondary or []]
     tables.update(combine([read_endpoint(f) for f in folders]))
+    # a primary endpoint analysed by a secondary-endpoint model (intensity) is decided here
+    primary = parse_plan(config).endpoint
+    endpoint_fits = {
+        f.name: load_fit(fit, make_endpoint_model(endpoint_entry(f.name), config))
+        for f in folders
+        if f.name == primary and (fit := f / f"{f.name}.nc").is_file()
+    }
+    tables.update(endpoint_verdict_tables(endpoint_fits, config))
     failed = failed_fits(tables)
     analysed = [f.name for f in folders]
     seeds.update({name: endpoint_entry(name).seed(config.get("seed", 0)) for name in analysed})

@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import stats
 
 from crampstats import decisions
 from crampstats.closed_form import within_subject_variance, zhu_lakkis_variance
-from crampstats.models import ENDPOINT, Crossover, FrailtyWeekly, NBTotals
+from crampstats.models import ENDPOINT, Crossover, FrailtyWeekly, NBTotals, intensity
 from crampstats.multiplicity import (
     Hierarchical,
     calibrated_probability,
@@ -237,14 +238,11 @@ def verdict_tables(
         ``decisions`` and ``operating_characteristics`` (empty with their columns when the
         primary fit has no per-arm log rate ratio).
     """
-    empty = {
-        "decisions": pd.DataFrame(columns=DECISIONS_COLUMNS),
-        "operating_characteristics": pd.DataFrame(columns=OPERATING_COLUMNS),
-    }
-    rec = _primary(records)
-    if rec is None:
-        return empty
+    empty = _empty_tables()
     plan = parse_plan(config)
+    rec = _primary(records)
+    if rec is None or plan.endpoint != ENDPOINT:  # another primary endpoint: endpoint_verdict
+        return empty
     control = str(config.get("control_arm", "placebo"))
     head = {
         "trial_id": str(config.get("trial_id", "")),
@@ -275,6 +273,65 @@ def verdict_tables(
             **head, plan_hash=digest
         )[OPERATING_COLUMNS]
     return out
+
+
+def _empty_tables() -> dict[str, pd.DataFrame]:
+    return {
+        "decisions": pd.DataFrame(columns=DECISIONS_COLUMNS),
+        "operating_characteristics": pd.DataFrame(columns=OPERATING_COLUMNS),
+    }
+
+
+def endpoint_verdict_tables(
+    fits: Mapping[str, xr.DataTree], config: Mapping[str, Any]
+) -> dict[str, pd.DataFrame]:
+    """Build the verdict tables when the plan's primary endpoint is intensity (else none).
+
+    Decisions read the intensity fit's draws of the standardised difference in mean intensity
+    (:func:`crampstats.models.intensity.difference_draws`) under the plan's criteria on that
+    difference; ``calibrated`` uses the arms' analysed subjects like the count verdict. No
+    operating characteristics (the report says why).
+
+    Parameters
+    ----------
+    fits
+        Secondary endpoint id -> its fit (``intensity`` is read; absent when its analysis
+        failed, whose diagnostics row says why: then both tables are empty).
+    config
+        Resolved trial configuration.
+
+    Returns
+    -------
+    dict
+        ``decisions`` and ``operating_characteristics`` for an intensity plan; empty otherwise.
+    """
+    plan = parse_plan(config)
+    if plan.endpoint != "intensity":
+        return {}
+    idata = fits.get("intensity")
+    if idata is None:
+        return _empty_tables()
+    draws = intensity.difference_draws(idata)
+    control = str(config.get("control_arm", "placebo"))
+    arms = pd.Series(idata["constant_data"]["arm"].values).astype(str)
+    n = [int((arms == a).sum()) for a in [control, *map(str, draws["arm"].values)]]
+    threshold = calibrated_threshold(plan, n, None)
+    verdicts = decisions.success_verdicts(
+        draws,
+        [(c.bound, c.probability) for c in plan.criteria],
+        plan.strategy,
+        plan.order,
+        threshold,
+        difference=True,
+    )
+    if threshold is not None:
+        verdicts["multiplicity"] = (
+            f"{plan.strategy}: common P(difference < 0) threshold {threshold:.4f} keeps the "
+            f"family-wise false-positive rate <= {plan.alpha:g} (calibrated under the global null)"
+        )
+    head = {"trial_id": str(config.get("trial_id", "")), "endpoint": "intensity"}
+    table = verdicts.assign(**head, comparator=control, plan_hash=plan_status(config)["plan_hash"])
+    return {**_empty_tables(), "decisions": table[DECISIONS_COLUMNS]}
 
 
 def rule_power(plan: Plan, se: float, rr: float, calibrated: float | None = None) -> float:

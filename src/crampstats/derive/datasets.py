@@ -19,6 +19,7 @@ from crampstats.config import check
 from crampstats.derive.intercurrent import apply_strategies, event_summary, flag_records
 from crampstats.errors import CrampstatsError
 from crampstats.outputs import atomic_dir, provenance, to_json, write_parquet
+from crampstats.plan import parse_plan
 from crampstats.validate.contract import DERIVED_COLUMNS, RESERVED_SUBJECT_COLUMNS
 
 if TYPE_CHECKING:
@@ -318,13 +319,18 @@ def ae_incidence(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.
 def diary_records(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> pd.DataFrame:
     """Completed diary records with their intensity and location, for the secondary endpoints.
 
+    When the analysis plan's primary endpoint is intensity, its intercurrent-event strategies
+    shape these records as they shape the count datasets for cramp frequency: the records a
+    ``hypothetical`` strategy excludes (:func:`primary_diary`) are left out.
+
     Returns
     -------
     pandas.DataFrame
         ``trial_id, subject_id, arm, study_day, days, period, treatment, cramp_count`` and
         whichever of ``intensity, location`` the diary has; one row per completed record.
     """
-    done = _diarised(tables["diary"])
+    intensity_primary = parse_plan(config).endpoint == "intensity"
+    done = _diarised(primary_diary(tables, config) if intensity_primary else tables["diary"])
     cols = ["subject_id", "study_day", "days", "period", "treatment", "cramp_count"]
     cols += [c for c in ("intensity", "location") if c in done]
     subjects = tables["subjects"]

@@ -573,6 +573,36 @@ def standardised_difference(
     return SCALE * n_squeeze / (n_squeeze - 1) * diff.mean(axis=-1)
 
 
+def difference_draws(idata: xr.DataTree) -> xr.DataArray:
+    """Posterior draws of the standardised difference in mean intensity of every active arm.
+
+    Parameters
+    ----------
+    idata
+        An :class:`IntensityModel` fit (its ``constant_data`` holds the subjects' run-in
+        covariate, standardised over).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(arm, sample)``: per active arm and draw (chains concatenated) the difference versus
+        control on the 0-10 scale (:func:`standardised_difference`); negative is benefit. The
+        decisions of an intensity primary endpoint read these draws.
+    """
+    post = idata["posterior"]
+    constants = json.loads(post.attrs[f"{ATTR_PREFIX}constants"])
+    x = idata["constant_data"]["x_baseline"].values
+    alpha, b = np.ravel(post["alpha"].values), np.ravel(post["b"].values)
+    arms = [str(a) for a in post["beta"]["arm"].values]
+    values = [
+        standardised_difference(
+            alpha, np.ravel(post["beta"].sel(arm=arm).values), b, x, constants["n_squeeze"]
+        )
+        for arm in arms
+    ]
+    return xr.DataArray(np.stack(values), dims=("arm", "sample"), coords={"arm": arms})
+
+
 def intensity_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
     """Standardised difference in mean intensity, every active arm against control.
 
@@ -592,19 +622,16 @@ def intensity_effects(idata: xr.DataTree, level: float = 0.95) -> pd.DataFrame:
         (lower intensity).
     """
     lo, hi = interval_bounds(level)
-    post = idata["posterior"]
-    constants = json.loads(post.attrs[f"{ATTR_PREFIX}constants"])
-    x = idata["constant_data"]["x_baseline"].values
-    alpha, b = np.ravel(post["alpha"].values), np.ravel(post["b"].values)
+    draws = difference_draws(idata)
+    control = json.loads(idata["posterior"].attrs[f"{ATTR_PREFIX}constants"])["control_arm"]
     rows = []
-    for arm in post["beta"]["arm"].values:
-        beta = np.ravel(post["beta"].sel(arm=arm).values)
-        diff = standardised_difference(alpha, beta, b, x, constants["n_squeeze"])
+    for arm in draws["arm"].values:
+        diff = draws.sel(arm=arm).values
         q = np.quantile(diff, [0.5, lo, hi])
         rows.append(
             {
                 "arm": str(arm),
-                "comparator": constants["control_arm"],
+                "comparator": control,
                 "measure": MEASURE,
                 "estimate_median": float(q[0]),
                 "lower": float(q[1]),

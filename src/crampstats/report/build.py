@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from crampstats.catalogue import count_entry
 from crampstats.outputs import atomic_write_text
+from crampstats.plan import parse_plan
 from crampstats.report import checks, figures, secondary, text
 from crampstats.report.common import (
     MAX_WARNINGS,
@@ -92,6 +93,8 @@ def summary_section(ctx: ReportContext) -> dict[str, Any] | None:
     return {
         "primary": ctx.primary,
         "role": text.MODEL_ROLE.get(str(ctx.primary), ""),
+        # the plan may make another endpoint primary: cramp frequency is then a secondary one
+        "frequency_primary": parse_plan(ctx.config).endpoint == "cramp_frequency",
         "n_subjects": n_subjects,
         "sentences": sentences,
         "threshold": f"{ctx.threshold:g}",

@@ -20,8 +20,9 @@ STRATEGY_TEXT = {
     "none": "none: each comparison with control is judged on its own rule",
     "fixed_sequence": "fixed testing order, stopping at the first comparison that fails",
     "calibrated": (
-        "a common threshold for P(RR < 1), calibrated by simulation under the global null so "
-        "that the chance of any false-positive verdict is at most alpha"
+        "a common threshold for the probability of any benefit (P(RR < 1); P(difference < 0) "
+        "for intensity), calibrated by simulation under the global null so that the chance of "
+        "any false-positive verdict is at most alpha"
     ),
     "exchangeable": (
         "an exchangeable (hierarchical) prior over the active arms' log rate ratios, with the "
@@ -105,6 +106,14 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
         family = rate_text(oc["family_false_positive_rate"].iloc[0])
         approximation = str(oc["approximation"].iloc[0])
     frozen = status.get("status") or "not recorded"
+    no_oc = (
+        "the primary endpoint is intensity, whose analysis (a beta regression of the subjects' "
+        "mean ratings) has no closed form here"
+        if plan.endpoint == "intensity"
+        else "the primary analysis pools several trials, and its power depends on the "
+        "between-trial SD and on how the arms are spread over the trials, which no closed form "
+        "here describes"
+    )
     return {
         "rule": plan.rule,
         "strategy": STRATEGY_TEXT.get(plan.strategy, plan.strategy),
@@ -130,4 +139,5 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
         "frozen_hash": cell_text(status.get("frozen_hash")),
         "changed": bool(status.get("changed_after_freeze")),
         "has_oc": bool(len(oc)),
+        "no_oc": no_oc,
     }
