@@ -14,12 +14,15 @@ N_OBS = 10
 N_DRAWS = 4000
 
 
-def conjugate_case(name: str, sd_scale: float = 1.0) -> CalibrationCase:
+def conjugate_case(
+    name: str, sd_scale: float = 1.0, shift: float = 0.0, sbc: bool = False
+) -> CalibrationCase:
     """Normal mean, known unit variance, N(0, 1) prior; truth drawn from the prior.
 
     With the truth drawn from the prior, the exact posterior's central intervals cover it with
-    exactly their nominal probability (the Bayesian guarantee); ``sd_scale`` != 1 makes the
-    posterior too narrow or too wide, i.e. miscalibrated.
+    exactly their nominal probability (the Bayesian guarantee), and the truth's rank among
+    its draws is uniform (SBC); ``sd_scale`` != 1 makes the posterior too narrow or too wide,
+    ``shift`` moves it by that many posterior SDs.
     """
 
     def start(cores: int) -> Callable[[np.random.SeedSequence], Replicate]:
@@ -28,7 +31,7 @@ def conjugate_case(name: str, sd_scale: float = 1.0) -> CalibrationCase:
             mu = rng.normal()
             y = rng.normal(mu, 1.0, size=N_OBS)
             mean, sd = y.sum() / (N_OBS + 1), np.sqrt(1 / (N_OBS + 1))
-            draws = rng.normal(mean, sd * sd_scale, size=N_DRAWS)
+            draws = rng.normal(mean + shift * sd, sd * sd_scale, size=N_DRAWS)
             return Replicate([Estimate("mu", mu, draws)])
 
         return run
@@ -39,6 +42,7 @@ def conjugate_case(name: str, sd_scale: float = 1.0) -> CalibrationCase:
         description="Conjugate normal mean (test case).",
         modules=(sys.modules[__name__],),
         start=start,
+        sbc=sbc,
     )
 
 
@@ -50,6 +54,12 @@ def exact_case() -> CalibrationCase:
 @pytest.fixture
 def narrow_case() -> CalibrationCase:
     return conjugate_case("narrow", sd_scale=0.6)
+
+
+@pytest.fixture
+def sbc_cases() -> tuple[CalibrationCase, CalibrationCase]:
+    """The exact posterior and one shifted by half a posterior SD, both checked by SBC."""
+    return conjugate_case("sbc_exact", sbc=True), conjugate_case("sbc_shifted", 1.0, 0.5, True)
 
 
 def null_case(name: str, shift: float = 0.0, replicates: int = 2000) -> CalibrationCase:

@@ -51,6 +51,20 @@ def test_a_later_run_of_one_case_keeps_the_others_and_rebands_the_whole_study(
     assert len(table) == 2 and table["band_95_low"].nunique() == 1
 
 
+def test_an_sbc_case_records_its_ranks_table_and_rank_plot(docs, exact_case, sbc_cases):
+    exact_sbc = sbc_cases[0]
+    rows = pd.concat([run_shard(c, 20, seed=1) for c in (exact_case, exact_sbc)])
+    summary = record_study(docs, rows, [exact_case, exact_sbc], seed=1).set_index("case")
+    page = (docs / "validation.md").read_text()
+    sbc_table = page.partition("Simulation-based calibration")[2]
+    assert f"| sbc_exact | `mu` | 20 | {summary.loc['sbc_exact', 'sbc_p']:.3f} |" in sbc_table
+    assert "| exact |" not in sbc_table  # a case without SBC has no rank test
+    recorded, _ = read_record(docs, exact_sbc)
+    assert recorded["rank"].between(0, 99).all()
+    assert "fractional rank" in (docs / "validation" / "calibration" / "sbc_exact.svg").read_text()
+    assert "fractional rank" not in (docs / "validation" / "calibration" / "exact.svg").read_text()
+
+
 def test_rerun_is_byte_identical(docs, exact_case):
     record_study(docs, run_shard(exact_case, 20, seed=1), [exact_case], seed=1)
     before = _files(docs)

@@ -17,6 +17,9 @@ from crampstats.catalogue import COUNT_MODELS, ENDPOINTS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MIN_REPLICATES = 200
+#: Primary models whose simulation-based calibration runs in CI's slow tests
+#: (tests/models/test_model_calibration.py) rather than as a recorded case.
+SBC_IN_SLOW_TESTS = {"nb_totals", "frailty_weekly"}
 RERUN = (
     "rerun it: `cases: [{}]` in config/calibration.yaml, then `snakemake -c all calibration_all`"
 )
@@ -29,6 +32,13 @@ def test_every_bayesian_model_has_a_case():
     assert bayesian <= {case.model for case in CASES}
     names = [case.name for case in (*CASES, *PENDING)]
     assert len(set(names)) == len(names)
+
+
+def test_every_model_that_can_be_primary_has_simulation_based_calibration():
+    # the default count models are the ones a trial's primary analysis runs on
+    defaults = {e.id for e in COUNT_MODELS if e.default}
+    assert {case.model for case in CASES if case.primary} == defaults
+    assert defaults - SBC_IN_SLOW_TESTS <= {case.model for case in CASES if case.sbc}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -11,6 +11,7 @@ from crampstats.calibration import (
     coverage_band,
     replicate_seed,
     run_shard,
+    sbc_rank,
     shard_replicates,
     summarize,
 )
@@ -94,3 +95,40 @@ def test_error_rate_check_passes_the_exact_test_and_fails_a_biased_one(null_exac
 def test_cases_without_a_null_rate_have_no_error_rate(exact_case):
     summary = summarize(run_shard(exact_case, 20, seed=3), [exact_case])
     assert summary[["false_positives", "false_positive_rate"]].isna().all(axis=None)
+
+
+def test_sbc_rank_counts_thinned_draws_of_every_chain_below_the_truth():
+    # 4 chains x 990 draws, chain c holding values c + [0, 1): thinning by 40 takes 25, 25,
+    # 25 and 24 draws of the four chains (chain 2's at 2 + (20 + 40 j) / 990), so a truth of
+    # 2.5 lies above those of chains 0 and 1 and above 12 of chain 2's (j = 0..11)
+    draws = np.concatenate([c + np.linspace(0, 1, 990, endpoint=False) for c in range(4)])
+    assert sbc_rank(draws, 2.5) == 25 + 25 + 12
+    assert sbc_rank(draws, -1.0) == 0
+    assert sbc_rank(draws, 9.0) == 99
+    with pytest.raises(ValueError, match="at least 99 draws"):
+        sbc_rank(draws[:50], 0.0)
+
+
+def test_sbc_passes_the_exact_posterior_and_catches_a_shift_coverage_misses(sbc_cases):
+    # 400 replicates each, family alpha 0.001 (the exact case fails with probability <= 0.001
+    # at any seed). A posterior shifted half an SD still covers 92.1 % / 44.9 % (95 % / 50 %),
+    # inside both bands at 400 replicates, but the truth's fractional rank is Phi(Z - 0.5):
+    # 22 % of ranks in the lowest tenth, 4 % in the highest: a chi-square noncentrality of
+    # about 100 against a critical value of 32.4 (9 degrees of freedom at 0.001 / 6).
+    rows = pd.concat([run_shard(c, 400, seed=13) for c in sbc_cases], ignore_index=True)
+    assert set(rows["rank"]) <= set(range(100))
+    summary = summarize(rows, list(sbc_cases), alpha=0.001).set_index("case")
+    assert summary.loc["sbc_exact", "passed"], summary.loc["sbc_exact"].to_dict()
+    per_check = 0.001 / (2 * 2 + 2)
+    assert summary.loc["sbc_exact", "sbc_p"] > per_check
+    shifted_row = summary.loc["sbc_shifted"]
+    assert shifted_row["band_95_low"] <= shifted_row["coverage_95"] <= shifted_row["band_95_high"]
+    assert shifted_row["band_50_low"] <= shifted_row["coverage_50"] <= shifted_row["band_50_high"]
+    assert shifted_row["sbc_p"] < per_check
+    assert not shifted_row["passed"]
+
+
+def test_cases_without_sbc_have_no_rank_or_sbc_p(exact_case):
+    rows = run_shard(exact_case, 20, seed=3)
+    assert "rank" not in rows
+    assert summarize(rows, [exact_case])["sbc_p"].isna().all()

@@ -24,6 +24,7 @@ from crampstats.calibration.study import (
     coverage_band,
     replicate_seed,
     run_shard,
+    sbc_rank,
     shard_replicates,
     summarize,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "record_study",
     "replicate_seed",
     "run_shard",
+    "sbc_rank",
     "selected_cases",
     "shard_path",
     "shard_replicates",

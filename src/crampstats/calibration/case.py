@@ -68,7 +68,9 @@ class CalibrationCase:
     start
         ``start(cores)`` builds the model and returns the replicate runner.
     primary
-        Whether the model can be a trial's primary analysis (these are also calibrated in CI).
+        Whether the model can be a trial's primary analysis. Every such model needs a
+        simulation-based calibration (``sbc``) case or SBC in the slow tests
+        (tests/calibration/test_recorded_study.py checks it).
     expect_calibrated
         ``False`` for a case that shows where an analysis's assumptions fail (e.g. data missing
         not at random): its coverage is recorded as a finding, not required to pass.
@@ -80,6 +82,10 @@ class CalibrationCase:
         ``a``. The study then also checks the share of replicates whose ``1 - a`` posterior
         quantile lies below the truth (those in which ``P(theta < truth | data) >= 1 - a``
         would declare an effect) against the exact binomial band around ``a``.
+    sbc
+        ``True`` for simulation-based calibration: every replicate draws all parameters from
+        the model's prior, so besides coverage the study checks that the rank of each truth
+        among the posterior draws is uniform (:func:`crampstats.calibration.study.sbc_rank`).
     """
 
     name: str
@@ -91,6 +97,7 @@ class CalibrationCase:
     expect_calibrated: bool = True
     replicates: int | None = None
     null_rate: float | None = None
+    sbc: bool = False
 
 
 #: The models' shared helpers (``crampstats.models._common``): part of every model's code.

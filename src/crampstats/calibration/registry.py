@@ -10,6 +10,7 @@ from crampstats.calibration.missing_data import NB_TOTALS_MAR, NB_TOTALS_MCAR, N
 from crampstats.calibration.multi_trial import MULTI_TRIAL
 from crampstats.calibration.parallel import FRAILTY_WEEKLY, NB_TOTALS
 from crampstats.calibration.reliability import CTF_RELIABILITY, FREQUENCY_RELIABILITY
+from crampstats.calibration.sbc import CROSSOVER_ABBA_SBC, CROSSOVER_NOF1_SBC, MULTI_TRIAL_SBC
 from crampstats.calibration.secondary import (
     AFTERDISCHARGE,
     CTF_HEAVY_CENSORING,
@@ -29,6 +30,9 @@ CASES: tuple[CalibrationCase, ...] = (
     CROSSOVER_ABBA,
     CROSSOVER_NOF1,
     MULTI_TRIAL,
+    CROSSOVER_ABBA_SBC,
+    CROSSOVER_NOF1_SBC,
+    MULTI_TRIAL_SBC,
     NB_TOTALS_MCAR,
     NB_TOTALS_MAR,
     NB_TOTALS_MNAR,

@@ -43,10 +43,36 @@ ROW_COLUMNS = [
 ]
 
 
+#: Simulation-based calibration: each truth is ranked among this many posterior draws, thinned
+#: evenly from the chains (the production sampler's 4 x 1000-2000 draws thinned 40-80 fold are
+#: close to independent, which uniform ranks need), and the ranks' uniformity is tested with a
+#: chi-square over equal bins (Talts et al. 2018).
+SBC_RANKS = 99
+SBC_BINS = 10
+
 #: Summary columns of the error-rate check (empty for cases without ``null_rate``).
 ERROR_RATE_COLUMNS = (
     "false_positives", "false_positive_rate", "false_positive_band_low", "false_positive_band_high",
 )  # fmt: skip
+
+
+def sbc_rank(draws: np.ndarray, truth: float) -> int:
+    """Return the rank of ``truth`` among :data:`SBC_RANKS` draws thinned evenly from ``draws``.
+
+    ``draws`` are chain-major (:func:`crampstats.calibration.case.draws_of`), so the thinned
+    draws come from every chain.
+    """
+    draws = np.asarray(draws, dtype=float).reshape(-1)
+    if draws.size < SBC_RANKS:
+        raise ValueError(f"SBC needs at least {SBC_RANKS} draws, got {draws.size}")
+    thinned = draws[:: draws.size // SBC_RANKS][:SBC_RANKS]
+    return int(np.sum(thinned < truth))
+
+
+def sbc_p_value(ranks: pd.Series) -> float:
+    """P-value of the chi-square test that ``ranks`` (0..:data:`SBC_RANKS`) are uniform."""
+    bins = np.asarray(ranks, dtype=int) * SBC_BINS // (SBC_RANKS + 1)
+    return float(stats.chisquare(np.bincount(bins, minlength=SBC_BINS)).pvalue)
 
 
 def replicate_seed(root: int, case: str, replicate: int) -> np.random.SeedSequence:
@@ -74,6 +100,8 @@ def run_shard(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Run one shard of ``case``'s study; one row per replicate and target (:data:`ROW_COLUMNS`).
+
+    An SBC case (``case.sbc``) also gets each truth's ``rank`` (:func:`sbc_rank`).
 
     Parameters
     ----------
@@ -115,9 +143,11 @@ def run_shard(
                     "note": result.note,
                 }
             )
+            if case.sbc:
+                rows[-1]["rank"] = sbc_rank(draws, estimate.truth)
         if progress is not None:
             progress(done, len(indices), time.perf_counter() - start)
-    return pd.DataFrame(rows, columns=ROW_COLUMNS)
+    return pd.DataFrame(rows, columns=[*ROW_COLUMNS, *(["rank"] if case.sbc else [])])
 
 
 def coverage_band(n: int, level: float, alpha: float) -> tuple[int, int]:
@@ -140,7 +170,8 @@ def summarize(
     ``alpha``. ``code_hash`` is the hash of each case's code now (:func:`code_hash`). A case
     with a ``null_rate`` ``a`` also gets ``false_positives`` (replicates whose ``1 - a``
     quantile - the 97.5 % one, :data:`QUANTILES` - lies below the truth), their rate and its
-    exact two-sided band at :data:`ERROR_RATE_ALPHA`; the others have these empty.
+    exact two-sided band at :data:`ERROR_RATE_ALPHA`; the others have these empty. An SBC
+    case's targets also get ``sbc_p`` (:func:`sbc_p_value`), one more check of the family.
 
     Parameters
     ----------
@@ -153,7 +184,8 @@ def summarize(
     """
     by_name = {case.name: case for case in cases}
     groups = list(rows.groupby(["case", "target"], sort=False))
-    per_check = alpha / (len(LEVELS) * max(len(groups), 1))
+    n_sbc = sum(by_name[name].sbc for (name, _), _ in groups)
+    per_check = alpha / max(len(LEVELS) * len(groups) + n_sbc, 1)
     out = []
     for (name, target), g in groups:
         n = len(g)
@@ -189,6 +221,10 @@ def summarize(
                 false_positive_band_high=hi / n,
             )
             passed &= lo <= hits <= hi
+        row["sbc_p"] = np.nan
+        if by_name[name].sbc:
+            row["sbc_p"] = sbc_p_value(g["rank"])
+            passed &= row["sbc_p"] > per_check
         row.update(
             {
                 "bias": float((g["mean"] - g["truth"]).mean()),
