@@ -37,21 +37,37 @@ def test_rates_keep_two_digits_below_one_percent():
     assert rate_text(0.025) == "2.5 %" and rate_text(0.5) == "50.0 %"
 
 
-def _results(example_results, tmp_path, frozen_hash: str | None):
+def _copy(example_results, tmp_path, trial: str = "example"):
+    """A results folder of the example ``trial`` (validated, derived) and its config."""
     folder = tmp_path / "results"
-    shutil.copytree(example_results("example"), folder)
+    shutil.copytree(example_results(trial), folder)
     derived, config = read_derived(folder / "derived")
-    config = {**config, "trial_id": "example"}
+    return folder, derived, {**config, "trial_id": trial}
+
+
+def _write(folder, tables, config, model: str) -> None:
+    """Write the tables and a provenance record into ``folder``."""
+    (folder / "tables").mkdir(exist_ok=True)
+    write_tables(tables, folder / "tables")
+    record = {"config": config, "models": [model], "analysis_plan": plan_status(config)}
+    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+
+
+def _report(folder) -> str:
+    html = build_report(folder)
+    assert_self_contained(html)
+    return html
+
+
+def _results(example_results, tmp_path, frozen_hash: str | None):
+    folder, derived, config = _copy(example_results, tmp_path)
     if frozen_hash is not None:
         config["plan_frozen"] = {
             "plan_hash": frozen_hash, "frozen_utc": "2026-11-30T09:00:00+00:00",
             "record": "trial.plan-freeze.json",
         }  # fmt: skip
     tables = verdict_tables(hand_built_nb_totals(derived, config, LOG_RR), config)
-    (folder / "tables").mkdir()
-    write_tables(tables, folder / "tables")
-    record = {"config": config, "models": ["nb_totals"], "analysis_plan": plan_status(config)}
-    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+    _write(folder, tables, config, "nb_totals")
     return folder, tables
 
 
@@ -111,18 +127,11 @@ def test_the_panel_says_how_each_intercurrent_event_was_handled(example_results,
 
 
 def test_a_crossover_panel_counts_patients_and_names_its_closed_form(example_results, tmp_path):
-    folder = tmp_path / "results"
-    shutil.copytree(example_results("example_crossover"), folder)
-    derived, config = read_derived(folder / "derived")
-    config = {**config, "trial_id": "example_crossover"}
+    folder, derived, config = _copy(example_results, tmp_path, "example_crossover")
     records = hand_built_crossover(derived, config, log_rr=-0.7, sigma_d=0.3, k=12.0)
     tables = verdict_tables(records, config)
-    (folder / "tables").mkdir()
-    write_tables(tables, folder / "tables")
-    record = {"config": config, "models": ["crossover"], "analysis_plan": plan_status(config)}
-    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
-    html = build_report(folder)
-    assert_self_contained(html)
+    _write(folder, tables, config, "crossover")
+    html = _report(folder)
     row = Page(html).tables["verdict-table"][1]
     n = int(tables["operating_characteristics"]["n_arm"].iloc[0])
     assert row[3] == f"{n} patients, each their own control"
@@ -138,10 +147,7 @@ def test_a_crossover_panel_counts_patients_and_names_its_closed_form(example_res
 def test_an_intensity_plan_shows_its_verdict_and_calls_cramp_frequency_secondary(
     example_results, tmp_path
 ):
-    folder = tmp_path / "results"
-    shutil.copytree(example_results("example"), folder)
-    derived, config = read_derived(folder / "derived")
-    config = {**config, "trial_id": "example"}
+    folder, derived, config = _copy(example_results, tmp_path)
     config["analysis"] = {**config["analysis"], "plan": INTENSITY_PLAN}
     fit, _ = hand_built_intensity({"mexiletine": -0.9, "quinine": -0.1})
     tables = verdict_tables(hand_built_nb_totals(derived, config, LOG_RR), config)
@@ -152,12 +158,8 @@ def test_an_intensity_plan_shows_its_verdict_and_calls_cramp_frequency_secondary
     gate = pd.DataFrame({"model": ["nb_totals"], "rhat_max": [1.0], "ess_bulk_min": [4000.0],
                          "divergences": [0], "status": ["ok"]})  # fmt: skip
     tables["effects"] = effects_rows(records, gate, config)
-    (folder / "tables").mkdir()
-    write_tables(tables, folder / "tables")
-    record = {"config": config, "models": ["nb_totals"], "analysis_plan": plan_status(config)}
-    (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
-    html = build_report(folder)
-    assert_self_contained(html)
+    _write(folder, tables, config, "nb_totals")
+    html = _report(folder)
     rows = Page(html).tables["verdict-table"]
     assert [r[1] for r in rows[1:]] == ["met", "not met"]
     assert "P(difference &lt; 0) &gt;= 0.975 and P(difference &lt; -1) &gt;= 0.5" in html
