@@ -76,7 +76,11 @@ DEFAULT_PLAN: dict[str, Any] = {
         "rescue_medication": "hypothetical",
     },
     "summary_measure": "rate_ratio",
-    "success": {"criteria": list(DEFAULT_CRITERIA), "planning_rate_ratio": None},
+    "success": {
+        "criteria": list(DEFAULT_CRITERIA),
+        "planning_rate_ratio": None,
+        "planning_difference": None,
+    },
     "multiplicity": {
         "strategy": "none",
         "order": [],
@@ -153,6 +157,7 @@ class Plan:
     summary_measure: str = "rate_ratio"
     criteria: tuple[Criterion, ...] = ()
     planning_rate_ratio: float = DEFAULT_THRESHOLD
+    planning_difference: float | None = None
     strategy: str = "none"
     order: tuple[str, ...] = ()
     alpha: float = 0.025
@@ -165,6 +170,8 @@ class Plan:
         """Plain, JSON-ready form (the hashed content)."""
         out = asdict(self)
         out["criteria"] = [c.as_dict() for c in self.criteria]
+        if self.planning_difference is None:  # plans frozen before intensity keep their hash
+            del out["planning_difference"]
         out["order"] = list(self.order)
         return out
 
@@ -226,6 +233,11 @@ def parse_plan(config: Mapping[str, Any]) -> Plan:
         summary_measure=str(raw.get("summary_measure", DEFAULT_PLAN["summary_measure"])),
         criteria=criteria,
         planning_rate_ratio=float(threshold if planning is None else planning),
+        planning_difference=(
+            None
+            if success.get("planning_difference") is None
+            else float(success["planning_difference"])
+        ),
         strategy=str(multiplicity["strategy"]),
         order=tuple(str(a) for a in multiplicity["order"]),
         alpha=float(multiplicity["alpha"]),

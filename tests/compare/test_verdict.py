@@ -9,17 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import INTENSITY_PLAN, hand_built_crossover, hand_built_intensity, hand_built_nb_totals
-from scipy import special
+from scipy import special, stats
 
 from crampstats.closed_form import within_subject_variance, zhu_lakkis_power, zhu_lakkis_variance
 from crampstats.compare.verdict import (
     DECISIONS_COLUMNS,
     OPERATING_COLUMNS,
+    PosteriorDesign,
     endpoint_verdict_tables,
+    operating_rows,
     rule_power,
     verdict_tables,
 )
 from crampstats.derive import read_derived
+from crampstats.models import intensity
 from crampstats.multiplicity import calibrated_probability
 from crampstats.plan import parse_plan
 
@@ -181,7 +184,20 @@ def test_an_intensity_plan_is_decided_on_the_intensity_fit(trial):
     decisions = tables["decisions"]
     assert list(decisions.columns) == DECISIONS_COLUMNS
     assert decisions["endpoint"].eq("intensity").all()
-    assert tables["operating_characteristics"].empty
+    # operating characteristics at the posterior SD of each difference; no planning difference
+    oc = tables["operating_characteristics"].set_index("arm")
+    plan = parse_plan(config)
+    for arm in ("mexiletine", "quinine"):
+        sd = float(np.std(intensity.difference_draws(fit).sel(arm=arm).values))
+        expected = rule_power(plan, sd, 0.0, difference=True)
+        assert oc.loc[arm, "false_positive_rate"] == pytest.approx(expected, rel=1e-9)
+    assert oc["power"].isna().all() and oc["planning_rr"].isna().all()
+    success = {**INTENSITY_PLAN["success"], "planning_difference": -1}
+    planned = {**INTENSITY_PLAN, "success": success}
+    config_planned = {**config, "analysis": {**config["analysis"], "plan": planned}}
+    oc = endpoint_verdict_tables({"intensity": fit}, config_planned)["operating_characteristics"]
+    # with criteria P(diff < 0) >= 0.975 and P(diff < -1) >= 0.5, a true -1 is a coin flip at most
+    assert oc["planning_difference"].eq(-1).all() and oc["power"].between(0.3, 0.5).all()
     # with run-in slope 0 the standardised difference is 10 n / (n - 1) (expit(a + beta) - expit(a))
     post = fit["posterior"]
     alpha = post["alpha"].values.ravel()
@@ -198,3 +214,20 @@ def test_an_intensity_plan_is_decided_on_the_intensity_fit(trial):
     assert endpoint_verdict_tables({"intensity": fit}, base) == {}
     # an intensity analysis that failed (no fit): no decisions, the diagnostics say why
     assert endpoint_verdict_tables({}, config)["decisions"].empty
+
+
+def test_a_primary_without_a_closed_form_uses_its_posterior_sd(trial):
+    # multi_trial (or a clustered model chosen as primary): the estimate's SE is the fit's
+    # posterior SD, the same under the null and the planning effect
+    _, config = trial
+    plan = parse_plan(config)
+    design = PosteriorDesign({"a": 0.2}, {"placebo": 50, "a": 50}, "placebo")
+    row = operating_rows(plan, ["placebo", "a"], [50, 50], design, None).iloc[0]
+    assert row["false_positive_rate"] == pytest.approx(rule_power(plan, 0.2, 1.0), rel=1e-12)
+    # default rule: the estimate must lie below log 1 - 1.96 x 0.2 and below log 0.75; at a
+    # true RR 0.75 the first bound binds
+    bound = min(-1.959964 * 0.2, np.log(0.75))
+    expected = stats.norm.cdf((bound - np.log(0.75)) / 0.2)
+    assert row["power"] == pytest.approx(expected, rel=1e-6)
+    assert np.isnan(row["control_rate_per_day"]) and np.isnan(row["k"])
+    assert "posterior SD" in row["approximation"]

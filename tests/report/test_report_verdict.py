@@ -27,6 +27,7 @@ from crampstats.derive import read_derived
 from crampstats.outputs import to_json, write_tables
 from crampstats.plan import plan_status
 from crampstats.report import build_report
+from crampstats.report.text import MISSING
 from crampstats.report.verdict import rate_text
 
 LOG_RR = [-0.6, -0.2, -0.05, 0.0]  # mexiletine meets the default rule, the others do not
@@ -137,11 +138,11 @@ def test_a_crossover_panel_counts_patients_and_names_its_closed_form(example_res
     assert row[3] == f"{n} patients, each their own control"
     assert row[5] == rate_text(tables["operating_characteristics"]["power"].iloc[0])
     assert "within-patient log rate ratio" in html
-    # without operating characteristics (a several-trial primary) the panel says why
+    # results without operating characteristics (an earlier version's) say so
     empty = tables["operating_characteristics"].iloc[0:0]
     write_tables({"operating_characteristics": empty}, folder / "tables")
     html = build_report(folder)
-    assert "No operating characteristics: the primary analysis pools several trials" in html
+    assert "No operating characteristics were computed for this analysis." in html
 
 
 def test_an_intensity_plan_shows_its_verdict_and_calls_cramp_frequency_secondary(
@@ -163,7 +164,10 @@ def test_an_intensity_plan_shows_its_verdict_and_calls_cramp_frequency_secondary
     rows = Page(html).tables["verdict-table"]
     assert [r[1] for r in rows[1:]] == ["met", "not met"]
     assert "P(difference &lt; 0) &gt;= 0.975 and P(difference &lt; -1) &gt;= 0.5" in html
-    assert "No operating characteristics: the primary endpoint is intensity" in html
+    # operating characteristics by the posterior-SD approximation; no planning difference set
+    assert "no power (the plan states no planning effect: success.planning_difference)" in html
+    assert "posterior SD" in html
+    assert [r[5] for r in rows[1:]] == [MISSING, MISSING] and rows[0][5] == "Power"
     assert "summary measure difference in mean intensity" in html
     assert "Cramp frequency (a secondary endpoint: the analysis plan's primary endpoint is " \
         "intensity" in html

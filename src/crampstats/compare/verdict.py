@@ -51,8 +51,9 @@ DECISIONS_COLUMNS = [
 ]  # fmt: skip
 OPERATING_COLUMNS = [
     "trial_id", "endpoint", "arm", "comparator", "n_arm", "n_control", "control_rate_per_day",
-    "k", "exposure_days", "patient_effect_sd", "planning_rr", "false_positive_rate",
-    "family_false_positive_rate", "power", "strategy", "approximation", "plan_hash",
+    "k", "exposure_days", "patient_effect_sd", "planning_rr", "planning_difference",
+    "false_positive_rate", "family_false_positive_rate", "power", "strategy", "approximation",
+    "plan_hash",
 ]  # fmt: skip
 
 
@@ -134,7 +135,43 @@ class WithinSubjectDesign:
         return self.sigma_d[arm]
 
 
-Design = ParallelDesign | WithinSubjectDesign
+@dataclass(frozen=True)
+class PosteriorDesign:
+    """A primary analysis without a closed form: the estimate's SE is this fit's posterior SD.
+
+    Used for ``multi_trial`` (whose power also depends on the between-trial SD and on how the
+    arms are spread over the trials), the clustered count models when chosen as primary, and an
+    intensity endpoint (``difference``: the effect is a difference in mean intensity, not a log
+    rate ratio). ``sd[arm]`` is the posterior SD of the arm's effect on the criteria's scale.
+    """
+
+    sd: Mapping[str, float]
+    n: Mapping[str, int]
+    control: str
+    difference: bool = False
+
+    approximation = (
+        "normal approximation of the estimated effect with its standard error taken as this "
+        "fit's posterior SD, the same under the null and the planning effect (no closed form for "
+        "this analysis); family-wise rate by Monte Carlo of the correlated normal approximation "
+        "with the shared control"
+    )
+    rate = k = exposure = float("nan")
+
+    def sizes(self, arm: str) -> tuple[int, int]:
+        """Subjects on ``arm`` and on control."""
+        return self.n[arm], self.n[self.control]
+
+    def variance(self, arm: str, effect: float) -> float:
+        """Return the posterior variance of the arm's effect, whatever the true effect."""
+        return self.sd[arm] ** 2
+
+    def effect_sd(self, arm: str) -> float:
+        """No patient-effect SD in this approximation."""
+        return float("nan")
+
+
+Design = ParallelDesign | WithinSubjectDesign | PosteriorDesign
 
 
 def allocation(rec: FitRecord, control: str) -> tuple[list[str], list[int]]:
@@ -164,8 +201,8 @@ def _median(values: Any) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
 
 
-def design_inputs(rec: FitRecord, control: str) -> Design | None:
-    """Closed-form inputs of the primary fit, or ``None`` for a model without a closed form."""
+def design_inputs(rec: FitRecord, control: str) -> Design:
+    """Closed-form inputs of the primary fit (the posterior-SD approximation for other models)."""
     names, n = allocation(rec, control)
     sizes = dict(zip(names, n, strict=True))
     if isinstance(rec.model, NBTotals):
@@ -195,7 +232,9 @@ def design_inputs(rec: FitRecord, control: str) -> Design | None:
             periods={a: (on_arm.sel(arm=a).values, on_control) for a in names[1:]},
             sigma_d={a: _median(post["sigma_d"].sel(arm=a).values) for a in names[1:]},
         )
-    return None
+    log_rr = post["log_rr"]
+    sd = {a: float(np.std(log_rr.sel(arm=a).values)) for a in names[1:]}
+    return PosteriorDesign(sd, sizes, control)
 
 
 def calibrated_threshold(plan: Plan, n_per_arm: list[int], variance: float | None) -> float | None:
@@ -267,12 +306,11 @@ def verdict_tables(
             f"false-positive rate <= {plan.alpha:g} (calibrated under the global null)"
         )
     table = verdicts.assign(**head, plan_hash=digest)[DECISIONS_COLUMNS]
-    out = {"decisions": table, "operating_characteristics": empty["operating_characteristics"]}
-    if design is not None:
-        out["operating_characteristics"] = operating_rows(plan, arms, n, design, threshold).assign(
-            **head, plan_hash=digest
-        )[OPERATING_COLUMNS]
-    return out
+    oc = operating_rows(plan, arms, n, design, threshold)
+    return {
+        "decisions": table,
+        "operating_characteristics": oc.assign(**head, plan_hash=digest)[OPERATING_COLUMNS],
+    }
 
 
 def _empty_tables() -> dict[str, pd.DataFrame]:
@@ -289,8 +327,9 @@ def endpoint_verdict_tables(
 
     Decisions read the intensity fit's draws of the standardised difference in mean intensity
     (:func:`crampstats.models.intensity.difference_draws`) under the plan's criteria on that
-    difference; ``calibrated`` uses the arms' analysed subjects like the count verdict. No
-    operating characteristics (the report says why).
+    difference; ``calibrated`` uses the arms' analysed subjects like the count verdict.
+    Operating characteristics: :class:`PosteriorDesign` on the difference, power at
+    ``success.planning_difference`` (none stated when it is null).
 
     Parameters
     ----------
@@ -329,25 +368,41 @@ def endpoint_verdict_tables(
             f"{plan.strategy}: common P(difference < 0) threshold {threshold:.4f} keeps the "
             f"family-wise false-positive rate <= {plan.alpha:g} (calibrated under the global null)"
         )
-    head = {"trial_id": str(config.get("trial_id", "")), "endpoint": "intensity"}
-    table = verdicts.assign(**head, comparator=control, plan_hash=plan_status(config)["plan_hash"])
-    return {**_empty_tables(), "decisions": table[DECISIONS_COLUMNS]}
+    head = {
+        "trial_id": str(config.get("trial_id", "")),
+        "endpoint": "intensity",
+        "comparator": control,
+        "plan_hash": plan_status(config)["plan_hash"],
+    }
+    names = [control, *map(str, draws["arm"].values)]
+    sd = {a: float(np.std(draws.sel(arm=a).values)) for a in names[1:]}
+    design = PosteriorDesign(sd, dict(zip(names, n, strict=True)), control, difference=True)
+    oc = operating_rows(plan, names, n, design, threshold)
+    return {
+        "decisions": verdicts.assign(**head)[DECISIONS_COLUMNS],
+        "operating_characteristics": oc.assign(**head)[OPERATING_COLUMNS],
+    }
 
 
-def rule_power(plan: Plan, se: float, rr: float, calibrated: float | None = None) -> float:
-    """Probability that one comparison meets every criterion when the true rate ratio is ``rr``.
+def rule_power(
+    plan: Plan, se: float, effect: float, calibrated: float | None = None, difference: bool = False
+) -> float:
+    """Probability that one comparison meets every criterion when the true effect is ``effect``.
 
-    Normal approximation: the estimate ``y ~ N(log rr, se^2)`` (``se`` from the design's closed
-    form at ``rr``) and a flat posterior ``N(y, se^2)``; criterion ``(t, p)`` holds when
-    ``y <= log t - se z_p``, so all hold when ``y`` is below the smallest of these bounds. With
+    Normal approximation: the estimate ``y ~ N(theta, se^2)`` (``theta = log rr``, or the
+    difference itself with ``difference``; ``se`` from the design at that effect) and a flat
+    posterior ``N(y, se^2)``; criterion ``(t, p)`` holds when ``y <= t' - se z_p`` (``t' = log
+    t`` for a rate ratio), so all hold when ``y`` is below the smallest of these bounds. With
     the single criterion ``(1, 1 - alpha)`` and the two-group variance this is
     :func:`crampstats.closed_form.zhu_lakkis_power` (tested).
     """
     bounds = []
     for c in plan.criteria:
-        p = calibrated if calibrated is not None and c.rate_ratio == 1.0 else c.probability
-        bounds.append(np.log(c.rate_ratio) - se * stats.norm.ppf(p))
-    return float(stats.norm.cdf((min(bounds) - np.log(rr)) / se))
+        p = calibrated if calibrated is not None and c.is_null else c.probability
+        bound = c.bound if difference else np.log(c.bound)
+        bounds.append(bound - se * stats.norm.ppf(p))
+    theta = effect if difference else np.log(effect)
+    return float(stats.norm.cdf((min(bounds) - theta) / se))
 
 
 def operating_rows(
@@ -359,14 +414,20 @@ def operating_rows(
 ) -> pd.DataFrame:
     """Per active arm: false-positive rate and power at the planning effect of the rule.
 
-    ``false_positive_rate`` is :func:`rule_power` at RR 1 (one comparison);
-    ``family_false_positive_rate`` the chance under the global null that any comparison
-    succeeds: for a parallel design by Monte Carlo of the correlated normal approximation for
-    ``none`` (P(RR < 1) criterion only, an upper bound), for a within-subject design the union
-    bound (the sum of the comparisons' rates, at most 1); the first comparison's rate for
-    ``fixed_sequence``; alpha by construction for ``calibrated`` and ``exchangeable``.
+    ``false_positive_rate`` is :func:`rule_power` at no effect (one comparison), ``power`` at
+    ``success.planning_rate_ratio`` (an intensity endpoint: ``success.planning_difference``, no
+    power when that is null); ``family_false_positive_rate`` the chance under the global null
+    that any comparison succeeds: for parallel arms by Monte Carlo of the correlated normal
+    approximation for ``none`` (no-effect criterion only, an upper bound), for a within-subject
+    design the union bound (the sum of the comparisons' rates, at most 1); the first
+    comparison's rate for ``fixed_sequence``; alpha by construction for ``calibrated`` and
+    ``exchangeable``.
     """
-    first = next((c for c in plan.criteria if c.rate_ratio == 1.0), None)
+    difference = isinstance(design, PosteriorDesign) and design.difference
+    null, planning = (
+        (0.0, plan.planning_difference) if difference else (1.0, plan.planning_rate_ratio)
+    )
+    first = next((c for c in plan.criteria if c.is_null), None)
     if plan.calibrates:
         family = plan.alpha
     elif plan.strategy == "fixed_sequence" or isinstance(design, WithinSubjectDesign):
@@ -378,12 +439,13 @@ def operating_rows(
     rows = []
     for arm in arms[1:]:
         n_arm, n_control = design.sizes(arm)
-        ok = n_control > 0 and n_arm > 0
         fpr = power = np.nan
-        if ok:
-            fpr = rule_power(plan, np.sqrt(design.variance(arm, 1.0)), 1.0, calibrated)
-            rr = plan.planning_rate_ratio
-            power = rule_power(plan, np.sqrt(design.variance(arm, rr)), rr, calibrated)
+        if n_control > 0 and n_arm > 0:
+            se = np.sqrt(design.variance(arm, null))
+            fpr = rule_power(plan, se, null, calibrated, difference)
+            if planning is not None:
+                se = np.sqrt(design.variance(arm, planning))
+                power = rule_power(plan, se, planning, calibrated, difference)
         rows.append(
             {
                 "arm": arm,
@@ -393,7 +455,8 @@ def operating_rows(
                 "k": design.k,
                 "exposure_days": design.exposure,
                 "patient_effect_sd": design.effect_sd(arm),
-                "planning_rr": plan.planning_rate_ratio,
+                "planning_rr": np.nan if difference else plan.planning_rate_ratio,
+                "planning_difference": planning if difference else np.nan,
                 "false_positive_rate": fpr,
                 "family_false_positive_rate": family,
                 "power": power,

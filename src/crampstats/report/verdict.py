@@ -106,14 +106,10 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
         family = rate_text(oc["family_false_positive_rate"].iloc[0])
         approximation = str(oc["approximation"].iloc[0])
     frozen = status.get("status") or "not recorded"
-    no_oc = (
-        "the primary endpoint is intensity, whose analysis (a beta regression of the subjects' "
-        "mean ratings) has no closed form here"
-        if plan.endpoint == "intensity"
-        else "the primary analysis pools several trials, and its power depends on the "
-        "between-trial SD and on how the arms are spread over the trials, which no closed form "
-        "here describes"
-    )
+    planning = f"RR {plan.planning_rate_ratio:g}"
+    if plan.endpoint == "intensity":
+        target = plan.planning_difference
+        planning = "" if target is None else f"difference {target:g}"
     return {
         "rule": plan.rule,
         "strategy": STRATEGY_TEXT.get(plan.strategy, plan.strategy),
@@ -129,7 +125,7 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
             }
             for e, s in plan.intercurrent_events.items()
         ],
-        "planning_rr": f"{plan.planning_rate_ratio:g}",
+        "planning": planning,
         "rows": rows,
         "family_fpr": family,
         "approximation": approximation,
@@ -139,5 +135,4 @@ def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
         "frozen_hash": cell_text(status.get("frozen_hash")),
         "changed": bool(status.get("changed_after_freeze")),
         "has_oc": bool(len(oc)),
-        "no_oc": no_oc,
     }
