@@ -118,6 +118,8 @@ def test_fixed_sequence_order_must_list_each_active_arm_once():
         ),
         (INTENSITY | {"multiplicity": {"strategy": "exchangeable"}}, ARMS, None,
          "analysis is intensity"),
+        (INTENSITY | {"intercurrent_events": {"withdrawal": "composite"}}, ARMS, None,
+         "a mean intensity cannot express"),
         (
             INTENSITY | {
                 "multiplicity": {"strategy": "calibrated"},

@@ -328,9 +328,11 @@ def check_plan(
     problems += _endpoint_problems(plan, endpoints)
     for event, strategy in plan.intercurrent_events.items():
         if strategy == "composite":
+            measure = "a mean intensity" if intensity else "a cramp rate"
             problems.append(
                 f"{key}.intercurrent_events.{event}: composite scores the event as a failure, "
-                "which a cramp rate cannot express; the responder endpoint does "
+                f"which {measure} cannot express without an arbitrary score; the responder "
+                "endpoint does "
                 "(analysis.secondary.responder_withdrawal: composite). Use hypothetical"
                 + (" or treatment_policy" if event in TREATMENT_POLICY_EVENTS else "")
             )
