@@ -11,12 +11,13 @@ Pure functions from the primary fit and the resolved config to two tables:
   medians (:mod:`crampstats.closed_form`): two negative-binomial groups (Zhu and Lakkis 2014)
   for a parallel trial (``nb_totals``, ``frailty_weekly``), each patient's own contrast for a
   crossover or N-of-1 trial (``crossover``: within-patient size ``k``, patient-effect SD
-  ``sigma_d`` and each patient's periods); the family-wise rate from
-  :mod:`crampstats.multiplicity`.
+  ``sigma_d`` and each patient's periods); for an analysis without a closed form here
+  (``multi_trial``, a clustered model chosen as primary, an intensity endpoint) the normal
+  approximation with the fit's posterior SD as standard error (:class:`PosteriorDesign`); the
+  family-wise rate from :mod:`crampstats.multiplicity`.
 
-A several-trial primary (``multi_trial``) gets none: its power depends on the between-trial SD
-and on how the arms are spread over the trials, which no closed form here describes; the table is
-empty and the report says why.
+An intensity primary endpoint is decided by :func:`endpoint_verdict_tables` from the intensity
+fit; :func:`verdict_tables` then returns empty tables.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class PosteriorDesign:
         "this analysis); family-wise rate by Monte Carlo of the correlated normal approximation "
         "with the shared control"
     )
+    # not part of this approximation: empty in the table
     rate = k = exposure = float("nan")
 
     def sizes(self, arm: str) -> tuple[int, int]:
