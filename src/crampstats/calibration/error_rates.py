@@ -17,23 +17,13 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 import crampstats.derive.datasets as derive_datasets
 import crampstats.simulate.design as simulate_design
 import crampstats.simulate.trial as simulate_trial
-from crampstats.calibration.case import (
-    MODEL_COMMON,
-    CalibrationCase,
-    Estimate,
-    Replicate,
-    ReplicateRunner,
-    draws_of,
-)
-from crampstats.derive import derive_all
-from crampstats.engine import diagnose
-from crampstats.models import NBTotals, nb_totals
-from crampstats.simulate import simulate
+from crampstats.calibration import realistic
+from crampstats.calibration.case import MODEL_COMMON, CalibrationCase, ReplicateRunner
+from crampstats.calibration.realistic import simulator_runner
+from crampstats.models import nb_totals
 
 TRIAL_ID = "null"
 ACTIVE = "quinine"
@@ -51,21 +41,8 @@ NULL_DESIGN = {
 
 
 def null_runner(cores: int) -> ReplicateRunner:
-    """Build :class:`NBTotals` (defaults) once; return a runner on null trials."""
-    model = NBTotals()
-
-    def run(seed: np.random.SeedSequence) -> Replicate:
-        data_seed, fit_seed = seed.spawn(2)
-        trial = simulate(NULL_DESIGN, data_seed)
-        periods = derive_all(trial.tables, {"design": "parallel"})["periods"]
-        idata = model.fit(periods, seed=int(fit_seed.generate_state(1)[0]), cores=cores)
-        report = diagnose(idata)
-        truth = float(trial.truth["trials"][TRIAL_ID]["log_rr"][ACTIVE])
-        draws = draws_of(idata["posterior"], "log_rr", arm=ACTIVE)
-        estimate = Estimate(f"log_rr[{ACTIVE}]", truth, draws)
-        return Replicate([estimate], report["status"] == "ok", "; ".join(report["reasons"]))
-
-    return run
+    """Return a runner on null trials (:func:`simulator_runner`)."""
+    return simulator_runner(NULL_DESIGN, (ACTIVE,), cores)
 
 
 NB_TOTALS_NULL = CalibrationCase(
@@ -83,6 +60,7 @@ NB_TOTALS_NULL = CalibrationCase(
         simulate_trial,
         simulate_design,
         derive_datasets,
+        realistic,
         sys.modules[__name__],
     ),
     start=null_runner,

@@ -41,23 +41,13 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 import crampstats.derive.datasets as derive_datasets
 import crampstats.simulate.design as simulate_design
 import crampstats.simulate.trial as simulate_trial
-from crampstats.calibration.case import (
-    MODEL_COMMON,
-    CalibrationCase,
-    Estimate,
-    Replicate,
-    ReplicateRunner,
-    draws_of,
-)
-from crampstats.derive import derive_all
-from crampstats.engine import diagnose
-from crampstats.models import NBTotals, nb_totals
-from crampstats.simulate import simulate
+from crampstats.calibration import realistic
+from crampstats.calibration.case import MODEL_COMMON, CalibrationCase, ReplicateRunner
+from crampstats.calibration.realistic import simulator_runner
+from crampstats.models import nb_totals
 
 TRIAL_ID = "t"
 ACTIVE_ARMS = ("quinine", "mexiletine")
@@ -79,25 +69,8 @@ def design(mechanism: str) -> dict:
 
 
 def missing_data_runner(mechanism: str, cores: int) -> ReplicateRunner:
-    """Build :class:`NBTotals` once; return a runner on trials with ``mechanism`` dropout."""
-    model = NBTotals()
-    trial_design = design(mechanism)
-
-    def run(seed: np.random.SeedSequence) -> Replicate:
-        data_seed, fit_seed = seed.spawn(2)
-        trial = simulate(trial_design, data_seed)
-        periods = derive_all(trial.tables, {"design": "parallel"})["periods"]
-        idata = model.fit(periods, seed=int(fit_seed.generate_state(1)[0]), cores=cores)
-        report = diagnose(idata)
-        post = idata["posterior"]
-        log_rr = trial.truth["trials"][TRIAL_ID]["log_rr"]
-        estimates = [
-            Estimate(f"log_rr[{arm}]", float(log_rr[arm]), draws_of(post, "log_rr", arm=arm))
-            for arm in ACTIVE_ARMS
-        ]
-        return Replicate(estimates, report["status"] == "ok", "; ".join(report["reasons"]))
-
-    return run
+    """Return a runner on trials with ``mechanism`` dropout (:func:`simulator_runner`)."""
+    return simulator_runner(design(mechanism), ACTIVE_ARMS, cores)
 
 
 _MODULES = (
@@ -106,6 +79,7 @@ _MODULES = (
     simulate_trial,
     simulate_design,
     derive_datasets,
+    realistic,
     sys.modules[__name__],
 )
 _DESIGN_TEXT = (
