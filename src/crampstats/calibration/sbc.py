@@ -7,7 +7,7 @@ point of the parameter space: every replicate draws *all* parameters from the mo
 its own likelihood, and fits the model with its production sampler. If the procedure is right,
 the rank of each true value among the posterior draws is uniform, and every posterior interval
 covers at its nominal rate averaged over the prior. The study (:mod:`crampstats.calibration.study`)
-checks both for cases with ``sbc=True``; the ranks' histogram is in each case's plot.
+checks both for cases with ``sbc=True``; each case's plot shows the ranks' ECDF against uniform.
 
 The generators below are written from the models' docstrings, not from their code, so a wrong
 sign or index in a model shows up as skewed ranks. ``crossover`` and ``multi_trial`` are the
@@ -15,9 +15,9 @@ default models of crossover / N-of-1 data and of a folder of several parallel tr
 parallel-trial primaries (``nb_totals``, ``frailty_weekly``) have their SBC in the slow tests
 (tests/models/test_model_calibration.py), which CI runs.
 
-Designs are those of the fixed-truth cases (:mod:`crampstats.calibration.crossover`,
+Designs follow the fixed-truth cases (:mod:`crampstats.calibration.crossover`,
 :mod:`crampstats.calibration.multi_trial`): a 20-subject AB/BA crossover, 24 patients x 3
-N-of-1 blocks, and the six-trial network with 25 subjects an arm.
+N-of-1 blocks, and the six-trial network with 25 subjects an arm (8 % dropout here).
 """
 
 from __future__ import annotations
