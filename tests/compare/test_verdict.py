@@ -230,4 +230,6 @@ def test_a_primary_without_a_closed_form_uses_its_posterior_sd(trial):
     expected = stats.norm.cdf((bound - np.log(0.75)) / 0.2)
     assert row["power"] == pytest.approx(expected, rel=1e-6)
     assert np.isnan(row["control_rate_per_day"]) and np.isnan(row["k"])
+    # one comparison: the family-wise rate is its own, not the Monte Carlo bound of P(RR < 1)
+    assert row["family_false_positive_rate"] == row["false_positive_rate"]
     assert "posterior SD" in row["approximation"]

@@ -171,3 +171,24 @@ def test_an_intensity_plan_shows_its_verdict_and_calls_cramp_frequency_secondary
     assert "summary measure difference in mean intensity" in html
     assert "Cramp frequency (a secondary endpoint: the analysis plan's primary endpoint is " \
         "intensity" in html
+
+
+def test_an_intensity_plan_whose_analysis_failed_says_there_is_no_verdict(
+    example_results, tmp_path
+):
+    folder, _, config = _copy(example_results, tmp_path)
+    config["analysis"] = {**config["analysis"], "plan": INTENSITY_PLAN}
+    tables = endpoint_verdict_tables({}, config)  # the intensity fit is absent: it failed
+    tables["diagnostics_secondary"] = pd.DataFrame({
+        "trial_id": ["example"], "endpoint": ["intensity"], "model": ["intensity"],
+        "rhat_max": [None], "ess_bulk_min": [None], "ess_tail_min": [None],
+        "divergences": [None], "status": ["failed"],
+        "reasons": ["analysis failed: ModelDataError: <b>no rated run-in day</b>"],
+    })  # fmt: skip
+    _write(folder, tables, config, "nb_totals")
+    html = _report(folder)
+    page = Page(html)
+    assert page.ids.index("verdict") < page.ids.index("trial")
+    assert "No verdict." in html and "verdict-table" not in page.tables
+    assert "the intensity analysis did not complete (analysis failed: ModelDataError: " \
+        "&lt;b&gt;no rated run-in day&lt;/b&gt;)" in html

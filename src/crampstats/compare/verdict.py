@@ -423,7 +423,7 @@ def operating_rows(
     approximation for ``none`` (no-effect criterion only, an upper bound), for a within-subject
     design the union bound (the sum of the comparisons' rates, at most 1); the first
     comparison's rate for ``fixed_sequence``; alpha by construction for ``calibrated`` and
-    ``exchangeable``.
+    ``exchangeable``; with one active arm, that comparison's own rate.
     """
     difference = isinstance(design, PosteriorDesign) and design.difference
     null, planning = (
@@ -474,6 +474,8 @@ def operating_rows(
         out["family_false_positive_rate"] = float(
             out.loc[out["arm"] == first_arm, "false_positive_rate"].iloc[0]
         )
-    elif family is None:  # within-subject, strategy none: union bound
+    elif family is None or len(out) == 1:
+        # within-subject, strategy none: the union bound; one comparison: its own rate exactly
+        # (the Monte Carlo reads the no-effect criterion alone, an upper bound)
         out["family_false_positive_rate"] = min(1.0, float(out["false_positive_rate"].sum()))
     return out

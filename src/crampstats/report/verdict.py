@@ -68,12 +68,30 @@ def _sizes_text(op: pd.Series | None) -> str:
     return f"{int(op['n_arm'])} vs {int(op['n_control'])}"
 
 
+def _failed_primary(ctx: ReportContext, endpoint: str) -> dict[str, Any]:
+    """Return the panel of a plan whose primary endpoint (an endpoint model) made no decisions.
+
+    Its analysis failed or did not run: the panel says so and why, rather than leaving the page
+    without a verdict while other sections call that endpoint primary.
+    """
+    diag = ctx.tables.get("diagnostics_secondary", pd.DataFrame())
+    mine = diag[diag["endpoint"].astype(str) == endpoint] if len(diag) else diag
+    reason = f"the {endpoint} analysis did not run"
+    if len(mine):
+        reason = f"the {endpoint} analysis did not complete ({cell_text(mine['reasons'].iloc[0])})"
+    return {"no_verdict": reason, "endpoint": endpoint}
+
+
 def verdict_section(ctx: ReportContext) -> dict[str, Any] | None:
-    """Return the verdict panel's context, or ``None`` when the run made no decisions."""
+    """Return the verdict panel's context, or ``None`` when the run made no decisions.
+
+    A plan whose primary endpoint is intensity gets a panel even without decisions: it says that
+    no comparison was decided, and why.
+    """
     decisions = ctx.tables.get("decisions", pd.DataFrame())
-    if not len(decisions):
-        return None
     plan = parse_plan(ctx.config)
+    if not len(decisions):
+        return _failed_primary(ctx, plan.endpoint) if plan.endpoint == "intensity" else None
     status = ctx.results.provenance.get("analysis_plan") or {}
     oc = ctx.tables.get("operating_characteristics", pd.DataFrame())
     oc = oc.set_index(oc["arm"].astype(str)) if len(oc) else oc
