@@ -293,7 +293,9 @@ def verdict_tables(
     digest = plan_status(config)["plan_hash"]
     arms, n = allocation(rec, control)
     design = design_inputs(rec, control)
-    variance = null_variance(nb_parameters(rec)) if isinstance(rec.model, NBTotals) else None
+    variance = None  # the exchangeable calibration's per-subject variance (nb_totals only)
+    if isinstance(rec.model, NBTotals):
+        variance = null_variance({"rate": design.rate, "k": design.k, "exposure": design.exposure})
     threshold = calibrated_threshold(plan, n, variance)
     verdicts = decisions.success_verdicts(
         rec.idata,
