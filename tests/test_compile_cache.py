@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pymc as pm
 import pytest
 
 from crampstats import engine
@@ -51,7 +53,7 @@ def _run(cache: Path, prior_sd: float = 1.0) -> subprocess.Popen:
 def _finish(proc: subprocess.Popen) -> tuple[str, set[str], set[str]]:
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
-    fgraph = r"(numba_funcified_fgraph-[0-9a-f]+)"
+    fgraph = r"((?:numba_funcified_fgraph|logp_callback|expand_callback)-[0-9a-f]+)"
     saved = set(re.findall(rf"\[cache\] data saved to .*{fgraph}", out))
     loaded = set(re.findall(rf"\[cache\] data loaded from .*{fgraph}", out))
     return re.search(r"LOGRR (\S+)", out).group(1), saved, loaded
@@ -92,7 +94,8 @@ def test_two_processes_compiling_at_once_both_succeed_and_agree(cache):
     _, runs = cache
     (a, saved_a, _), (b, saved_b, _) = runs
     assert a == b
-    assert saved_a | saved_b  # the model's functions went into the cache
+    saved = {name.split("-")[0] for name in saved_a | saved_b}  # went into the cache
+    assert {"numba_funcified_fgraph", "logp_callback", "expand_callback"} <= saved
 
 
 def test_a_later_process_loads_the_model_and_draws_the_same_posterior(cache):
@@ -100,6 +103,7 @@ def test_a_later_process_loads_the_model_and_draws_the_same_posterior(cache):
     value, saved, loaded = _finish(_run(root))
     assert value == runs[0][0]  # bit for bit: a warm cache changes no number
     assert saved == set() and loaded  # nothing compiled: the log density came from disk
+    assert {name.split("-")[0] for name in loaded} >= {"logp_callback", "expand_callback"}
     (entries,) = list(root.glob("pytensor-*"))  # one folder for this set of versions
     assert list(entries.glob("**/*.nbi"))
 
@@ -107,5 +111,58 @@ def test_a_later_process_loads_the_model_and_draws_the_same_posterior(cache):
 def test_a_changed_prior_compiles_anew(cache):
     root, runs = cache
     value, saved, _ = _finish(_run(root, prior_sd=0.5))
-    assert saved - (runs[0][1] | runs[1][1])  # new functions, never the cached ones
+    new = saved - (runs[0][1] | runs[1][1])  # new functions, never the cached ones
+    # The log density's callback is new; the one that expands draws does not read the prior.
+    assert "logp_callback" in {name.split("-")[0] for name in new}
     assert value != runs[0][0]
+
+
+def _layout_model(rng: np.random.Generator, n: int) -> tuple[pm.Model, dict[str, np.ndarray]]:
+    """A model whose data have every layout the callbacks read: 2-D, integer, boolean, 0-D."""
+    data = {
+        "X": rng.normal(size=(n, 3)),
+        "idx": rng.integers(0, 2, n).astype("int32"),
+        "keep": rng.random(n) < 0.8,
+        "scale": np.array(1.5),
+        "y": rng.normal(size=n),
+    }
+    with pm.Model() as model:
+        X, idx, keep, scale, y = (pm.Data(name, value) for name, value in data.items())
+        beta = pm.Normal("beta", 0, 1, shape=3)
+        a = pm.Normal("a", 0, 1, shape=2)
+        sigma = pm.HalfNormal("sigma", 1)
+        pm.Deterministic("spread", sigma * scale)
+        pm.Potential(
+            "fit",
+            pm.math.where(
+                keep, pm.logp(pm.Normal.dist(X @ beta + a[idx], sigma * scale), y), 0
+            ).sum(),
+        )
+    return model, data
+
+
+def test_cached_callbacks_draw_what_nutpies_own_compile_draws():
+    import nutpie
+
+    rng = np.random.default_rng(12)
+    model, _ = _layout_model(rng, 40)
+    _, other = _layout_model(rng, 65)  # new data of another size, swapped in
+    ours = engine.compile_nutpie(model)
+    theirs = nutpie.compile_pymc_model(model, freeze_model=False)
+    settings = {
+        "chains": 2,
+        "draws": 200,
+        "tune": 200,
+        "seed": 5,
+        "cores": 1,
+        "progress_bar": False,
+    }
+    for data in (None, other):
+        a, b = (
+            nutpie.sample(c if data is None else c.with_data(**data), **settings)
+            for c in (ours, theirs)
+        )
+        for group in ("posterior", "sample_stats"):
+            for name, values in a[group].data_vars.items():
+                if values.dtype != object:
+                    np.testing.assert_array_equal(values, b[group][name], err_msg=name)

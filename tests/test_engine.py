@@ -44,7 +44,7 @@ def _close(draws, value, z=3.0):
 def two_fits():
     """Two frailty_weekly fits from an empty compile cache, counting nutpie compilations."""
     calls = []
-    real_compile = nutpie.compile_pymc_model
+    real_compile = engine.compile_nutpie
 
     def counting_compile(*args, **kwargs):
         calls.append(args)
@@ -63,7 +63,7 @@ def two_fits():
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(engine, "_COMPILE_CACHE", {})
-        mp.setattr(nutpie, "compile_pymc_model", counting_compile)
+        mp.setattr(engine, "compile_nutpie", counting_compile)
         model = FrailtyWeekly({"arms": list(RATE_RATIOS)})
         fit_big = model.fit(big[1], seed=1, cores=CORES)
         fit_small = model.fit(small[1], seed=2, cores=CORES)

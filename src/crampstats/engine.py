@@ -8,7 +8,7 @@ The pattern follows pymc-extras' ``ModelBuilder``: a model is a small object wit
 
 Why this shape (docs/design.md, "What we measured"): compiling a model costs 5-15 s, sampling the
 integrated-out formulations costs about a second. :meth:`BayesModel.fit` therefore compiles
-with :func:`nutpie.compile_pymc_model` once per model *structure* and per process, and re-samples
+with :func:`compile_nutpie` once per model *structure* and per process, and re-samples
 with ``compiled.with_data(...)``. No free parameter has a subject dimension and no data
 container has a static shape, so new data may have a different number of subjects, weeks or
 rows; only the arms and covariate columns (the structure) must stay the same.
@@ -20,7 +20,8 @@ PyTensor keeps compiled code (C modules, and the Numba functions of the model's 
 per set of package versions, :func:`compile_cache_dir` (docs/design.md, "Compile once per
 machine"): a model structure compiled by one job is loaded from disk by every later job and run,
 and a new version of PyTensor, Numba, PyMC, nutpie or Python starts a fresh directory, so compiled
-code of another version is never read. Concurrent jobs are safe: PyTensor serialises C
+code of another version is never read. nutpie's C callbacks are cached there too
+(:func:`compile_nutpie`). Concurrent jobs are safe: PyTensor serialises C
 compilation with an OS file lock (released if a process dies) and Numba writes each cache entry
 to a temporary file and renames it. A process chooses the directory *before* PyTensor is
 imported (:func:`use_compile_cache`, :func:`configure_compiledir`, or
@@ -62,6 +63,7 @@ __all__ = [
     "clear_compile_cache",
     "compile_cache_dir",
     "compile_cache_info",
+    "compile_nutpie",
     "configure_compiledir",
     "diagnose",
     "load_fit",
@@ -249,6 +251,176 @@ def _hash(payload: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# nutpie's C callbacks, cached on disk
+# --------------------------------------------------------------------------------------------
+#: Byte size of one word of nutpie's ``user_data`` record (all of its fields are 64-bit).
+_WORD = 8
+
+
+def _shared_array_source(index: int, key: str, value: np.ndarray, word: Any) -> str:
+    """One line of a callback that views shared variable ``key`` in nutpie's ``user_data``."""
+    if value.ndim:
+        start = word("shape", key)
+        dims = "".join(f"np.intp(u[{start + d}]), " for d in range(value.ndim))
+        shape = f"({dims})"
+    else:
+        shape = "()"
+    pointer = f"address_as_void_pointer(u[{word('data', key)}])"
+    return f"        a{index} = numba.carray({pointer}, {shape}, np.{value.dtype.name})\n"
+
+
+def _callback_source(
+    kind: str, n_dim: int, n_expanded: int, n_words: int, arrays: list[str]
+) -> str:
+    """Source of nutpie's logp or expand C callback with every size written in as a literal.
+
+    The body and return codes are those of nutpie 0.16's own callbacks
+    (``nutpie.compile_pymc._make_c_logp_func`` and ``_make_c_expand_func``): -1 a size
+    mismatch, 1 (logp) or -2 (expand) an exception, 3 a non-finite gradient, 4 a non-finite
+    log density. Element loops replace nutpie's ``out[...] = grad``, whose Numba
+    implementation alone took about 2.5 s to compile in every process.
+    """
+    call = ", ".join(["x", *(f"a{i}" for i in range(len(arrays)))])
+    head = (
+        "    try:\n"
+        f"        x = numba.carray(x_, ({n_dim},))\n"
+        f"        u = numba.carray(user_data_, ({n_words},), np.uint64)\n" + "".join(arrays)
+    )
+    if kind == "logp":
+        return (
+            "def logp_callback(dim, x_, out_, logp_, user_data_):\n"
+            f"    if dim != {n_dim}:\n        return -1\n" + head
+            + f"        out = numba.carray(out_, ({n_dim},))\n"
+            f"        logp, grad = inner({call})\n"
+            "        logp_[0] = logp\n"
+            f"        for i in range({n_dim}):\n            out[i] = grad[i]\n"
+            f"        for i in range({n_dim}):\n"
+            "            if not np.isfinite(out[i]):\n                return 3\n"
+            "        if not np.isfinite(logp):\n            return 4\n"
+            "    except Exception:\n        return 1\n"
+            "    return 0\n"
+        )
+    return (
+        "def expand_callback(dim, expanded, x_, out_, user_data_):\n"
+        f"    if dim != {n_dim}:\n        return -1\n"
+        f"    if expanded != {n_expanded}:\n        return -1\n" + head
+        + f"        out = numba.carray(out_, ({n_expanded},))\n"
+        f"        (values,) = inner({call})\n"
+        f"        for i in range({n_expanded}):\n            out[i] = values[i]\n"
+        "    except Exception:\n        return -2\n"
+        "    return 0\n"
+    )
+
+
+def compile_nutpie(model: pm.Model) -> Any:
+    """Compile ``model`` for nutpie as ``nutpie.compile_pymc_model(model, freeze_model=False)``.
+
+    nutpie 0.16 wraps the model's log density in two Numba C callbacks that Numba cannot cache
+    (they close over run-time objects), so every process paid their compilation, about 5 s per
+    model structure, even when PyTensor loaded the log density itself from disk. Here the
+    callbacks are generated as source with every size written in, read nutpie's ``user_data``
+    record as 64-bit words, and go into PyTensor's Numba cache under a key made of their
+    source and the cache key of the PyTensor function they call: a later process loads them
+    (about 0.7 s per structure), and a changed model, data layout or version compiles anew.
+    The compiled model is nutpie's own ``CompiledPyMCModel`` (``with_data`` and sampling
+    unchanged) and draws the same numbers as nutpie's compile, bit for bit
+    (tests/test_compile_cache.py).
+
+    Parameters
+    ----------
+    model
+        A PyMC model whose data are ``pm.Data`` containers.
+
+    Returns
+    -------
+    nutpie.compiled_pymc.CompiledPyMCModel
+    """
+    import numba
+    import pytensor
+    from nutpie import compile_pymc as nc
+    from pymc.initial_point import make_initial_point_fn
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+    initial_point = nc._wrap_with_lock(
+        make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
+    )
+    n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = (
+        nc._make_functions(
+            model,
+            mode="NUMBA",
+            compute_grad=True,
+            join_expanded=True,
+            pymc_initial_point_fn=initial_point,
+        )
+    )
+    shared_data: dict[str, np.ndarray] = {}
+    shared_keys: dict[Any, str] = {}
+    for var in [*logp_fn.get_shared(), *expand_fn.get_shared()]:
+        if var not in shared_keys:
+            # Positional keys (nutpie draws random ones) keep the source, so the cache key, fixed.
+            key = shared_keys[var] = f"s{len(shared_keys)}"
+            shared_data[key] = np.array(var.get_value(), order="C", copy=True)
+            shared_data[key].flags.writeable = False
+    user_data = nc.make_user_data(shared_keys, shared_data)
+    record = user_data.dtype["shared"]
+    record_offset = user_data.dtype.fields["shared"][1]
+
+    def word(group: str, key: str) -> int:
+        group_dtype, group_offset = record.fields[group][:2]
+        return (record_offset + group_offset + group_dtype.fields[key][1]) // _WORD
+
+    types = numba.types
+    pointer = types.CPointer(types.double)
+    signatures = {
+        "logp": types.int64(types.uint64, pointer, pointer, pointer, types.voidptr),
+        "expand": types.int64(types.uint64, types.uint64, pointer, pointer, types.voidptr),
+    }
+    callbacks = {}
+    for kind, function in (("logp", logp_fn), ("expand", expand_fn)):
+        inner = function.vm.jit_fn
+        arrays = [
+            _shared_array_source(i, shared_keys[var], shared_data[shared_keys[var]], word)
+            for i, var in enumerate(function.get_shared())
+        ]
+        source = _callback_source(
+            kind, n_dim, n_expanded, user_data.dtype.itemsize // _WORD, arrays
+        )
+        inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
+        cacheable = inner_key is not None and pytensor.config.numba__cache
+        python = compile_numba_function_src(
+            source,
+            f"{kind}_callback",
+            {
+                "__name__": __name__,  # Numba imports it to rebuild a cached function's globals
+                "numba": numba,
+                "np": np,
+                "inner": inner,
+                "address_as_void_pointer": nc.address_as_void_pointer,
+            },
+            cache_key=_hash([source, inner_key]) if cacheable else None,
+        )
+        callbacks[kind] = numba.cfunc(signatures[kind], cache=cacheable)(python)
+    dims, coords = nc._prepare_dims_and_coords(model, shape_info, reparameterized)
+    return nc.CompiledPyMCModel(
+        _n_dim=n_dim,
+        dims=dims,
+        _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
+        compiled_logp_func=callbacks["logp"],
+        compiled_expand_func=callbacks["expand"],
+        initial_point_func=initial_point_fn,
+        shared_data=shared_data,
+        shared_var_keys=shared_keys,
+        user_data=user_data,
+        n_expanded=n_expanded,
+        shape_info=shape_info,
+        logp_func=logp_fn,
+        expand_func=expand_fn,
+        reparameterized_names=reparameterized,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Compile cache (per process)
 # --------------------------------------------------------------------------------------------
 _COMPILE_CACHE: dict[str, Any] = {}
@@ -398,14 +570,12 @@ class BayesModel(ABC):
         nutpie.compiled_pymc.CompiledPyMCModel
             Cached per process under :meth:`structure_key`.
         """
-        import nutpie
-
         prepared = data if isinstance(data, PreparedData) else self.prepare(data)
         key = self.structure_key(prepared)
         if key in _COMPILE_CACHE:
             _COMPILE_STATS["hits"] += 1
             return _COMPILE_CACHE[key]
-        compiled = nutpie.compile_pymc_model(self._build(prepared), freeze_model=False)
+        compiled = compile_nutpie(self._build(prepared))
         _COMPILE_STATS["compiles"] += 1
         _COMPILE_CACHE[key] = compiled
         return compiled
