@@ -722,8 +722,9 @@ def trial_warnings(tables: Mapping[str, pd.DataFrame], config: Mapping[str, Any]
                 f"subject {sid}: diary compliance {rec['compliance']:.2f} is below "
                 f"{threshold:g} ({rec['diarised']:.0f} of {rec['expected']:.0f} expected days)")))
     post = diary.loc[diary["cramp_count"].notna() & ~diary["period"].isin(NON_TREATMENT_PERIODS)]
+    diarised = set(post["subject_id"])
     for sid in subjects["subject_id"]:
-        if sid not in set(post["subject_id"]):
+        if sid not in diarised:
             out.append(DataWarning(str(sid), "no_post_baseline", (
                 f"subject {sid}: no post-baseline (treatment-period) diary data")))
     control = str(config.get("control_arm", "placebo"))
