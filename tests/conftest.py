@@ -6,9 +6,17 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import helpers
-import numpy as np
-import pytest
+from crampstats.engine import use_compile_cache
+
+# Every test process compiles as the command line does: into the machine's compile cache, with
+# IEEE arithmetic (docs/design.md, "Compile once per machine"). Called before anything imports
+# PyTensor; without it a worker's flags depended on whether a test that runs the command line came
+# before its first model, and with Numba's fastmath the draws then depended on the test order.
+use_compile_cache()
+
+import helpers  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture

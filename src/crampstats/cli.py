@@ -10,18 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crampstats import __version__, derive, simulate
-from crampstats import validate as validation
-from crampstats.analyze import DataRefused, analyze
-from crampstats.calibration import add_calibration_parser
-from crampstats.catalogue import COUNT_MODELS, ENDPOINTS, count_entry, endpoint_entry
-from crampstats.compare import compare_job
+from crampstats import __version__
 from crampstats.config import ConfigError, check, load_trial_config, read_yaml, trial_config
-from crampstats.engine import use_compile_cache
 from crampstats.errors import CrampstatsError
-from crampstats.fit import fit_job
-from crampstats.outputs import atomic_write_text, to_json
 from crampstats.plan import (
     SINGLE_TRIAL,
     PlanError,
@@ -32,17 +25,20 @@ from crampstats.plan import (
     plan_status,
     record_path,
 )
-from crampstats.power.cli import add_power_parser
-from crampstats.report import write_report
-from crampstats.secondary import secondary_job
-from crampstats.simulate.design import load_design
-from crampstats.validate.init import init_config
+
+if TYPE_CHECKING:
+    from crampstats.models import CountEntry, EndpointEntry
+
+# Each command imports its room when it runs: the rooms import statsmodels, ArviZ and PyMC (about
+# 2 s), which `validate` and `derive`, a workflow job per trial each, do not need.
 
 #: Exit codes: 0 success, 1 data refused or diagnostics failed, 2 usage or configuration error.
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from crampstats import validate as validation
+
     config = attach_frozen(load_trial_config(args.config, args.data_dir), args.config)
     result = validation.validate(args.data_dir, config)
     if not result.ok:
@@ -56,6 +52,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
+    from crampstats.validate.init import init_config
+
     guess = init_config(args.data_dir, args.out, force=args.force)
     print(f"crampstats init: {args.data_dir}")
     print("\n".join(f"  {line}" for line in guess.recognised))
@@ -71,6 +69,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_derive(args: argparse.Namespace) -> int:
+    from crampstats import derive
+    from crampstats import validate as validation
+
     validated = validation.read_validated(args.validated_dir)
     derived = derive.derive_all(validated.tables, validated.config)
     derive.write_derived(derived, args.out, validated)
@@ -80,6 +81,9 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from crampstats import simulate
+    from crampstats.simulate.design import load_design
+
     design = load_design(args.design)
     trial = simulate.simulate(design, args.seed)
     simulate.write_trial(trial, args.out)
@@ -89,6 +93,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from crampstats.analyze import DataRefused, analyze
+
     def echo(line: str) -> None:
         if not args.quiet:
             print(line, flush=True)
@@ -116,16 +122,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    print(f"fitting {args.model} to {args.derived_dir}", flush=True)
-    fit_job(
-        args.derived_dir, count_entry(args.model), args.out, cores=args.cores, primary=args.primary
-    )
+    from crampstats.fit import fit_job
+
+    print(f"fitting {args.model.id} to {args.derived_dir}", flush=True)
+    fit_job(args.derived_dir, args.model, args.out, cores=args.cores, primary=args.primary)
     print(f"wrote {args.out}")
     return EXIT_OK
 
 
 def _cmd_secondary(args: argparse.Namespace) -> int:
-    entries = [endpoint_entry(name) for name in dict.fromkeys(args.endpoint)]
+    from crampstats.secondary import secondary_job
+
+    entries = list({entry.id: entry for entry in args.endpoint}.values())
     print(f"analysing {', '.join(e.id for e in entries)} of {args.derived_dir}", flush=True)
     secondary_job(
         args.derived_dir, entries, args.out, cores=args.cores, echo=lambda s: print(s, flush=True)
@@ -135,6 +143,8 @@ def _cmd_secondary(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from crampstats.compare import compare_job
+
     outcome = compare_job(
         args.derived_dir,
         args.fits,
@@ -168,6 +178,8 @@ def _trial_configs(path: Path) -> dict[str, dict]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from crampstats.outputs import atomic_write_text, to_json
+
     configs = _trial_configs(args.config)
     plans = {}
     for name, config in configs.items():
@@ -193,6 +205,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from crampstats.report import write_report
+
     out = args.out if args.out is not None else args.results_dir / "report.html"
     write_report(args.results_dir, out)
     print(f"report: {out.resolve()}")
@@ -210,8 +224,36 @@ def _seed(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser for all sub-commands."""
+def _count_model(text: str) -> CountEntry:
+    """Parse ``--model``: a count model of the catalogue."""
+    from crampstats.catalogue import count_entry
+
+    try:
+        return count_entry(text)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+
+
+def _endpoint(text: str) -> EndpointEntry:
+    """Parse one ``--endpoint``: a secondary endpoint of the catalogue."""
+    from crampstats.catalogue import endpoint_entry
+
+    try:
+        return endpoint_entry(text)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser for all sub-commands.
+
+    Parameters
+    ----------
+    command
+        The sub-command being run (the first argument that is not an option). ``power`` and
+        ``calibration`` get their full parsers only when named here; otherwise they are listed
+        for ``--help`` alone, so no other command pays for importing them.
+    """
     parser = argparse.ArgumentParser(
         prog="crampstats", description="Bayesian analysis and power simulation for cramp trials."
     )
@@ -264,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit one model to a derived folder (one workflow job)")
     p.add_argument("derived_dir", type=Path, help="output folder of `crampstats derive`")
     p.add_argument(
-        "--model", required=True, choices=[m.id for m in COUNT_MODELS], help="catalogue model id"
+        "--model", required=True, type=_count_model, help="catalogue model id (docs/models.md)"
     )
     p.add_argument("--out", type=Path, required=True, help="fit file (.nc)")
     p.add_argument("--cores", type=int, help="chains sampled in parallel")
@@ -283,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint",
         required=True,
         nargs="+",
-        choices=[e.id for e in ENDPOINTS],
+        type=_endpoint,
         help="secondary endpoint ids",
     )
     p.add_argument(
@@ -326,14 +368,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="freeze: replace an existing record")
     p.set_defaults(func=_cmd_plan)
 
-    add_power_parser(sub)  # `power run ...` and `power summarize DIR`
-    add_calibration_parser(sub)  # `calibration run ...` and `calibration summarize`
+    # `power` and `calibration` bring their own parsers, built (and imported) only when called.
+    if command == "power":
+        from crampstats.power.cli import add_power_parser
+
+        add_power_parser(sub)
+    else:
+        sub.add_parser("power", help="Bayesian power, assurance and type I error (power -h)")
+    if command == "calibration":
+        from crampstats.calibration import add_calibration_parser
+
+        add_calibration_parser(sub)
+    else:
+        sub.add_parser("calibration", help="calibration study of every model (calibration -h)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    from crampstats.engine import use_compile_cache
+
     use_compile_cache()  # before anything imports PyTensor: one compile cache per machine
     try:
         return args.func(args)

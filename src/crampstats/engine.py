@@ -44,7 +44,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -858,6 +857,8 @@ def diagnose(
         ``rhat_max, ess_bulk_min, ess_tail_min, divergences, status`` (``"ok"`` or
         ``"failed"``) and ``reasons`` (a list of what failed; a NaN diagnostic fails).
     """
+    import arviz_stats as azs  # here: every command imports the engine, few diagnose
+
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     unknown = set(limits) - set(DEFAULT_THRESHOLDS)
     if unknown:

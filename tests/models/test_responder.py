@@ -84,17 +84,23 @@ def _rd_rr_draws(idata: xr.DataTree, arm: str) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # Fits (module scope; one compile per structure)
 # ---------------------------------------------------------------------------------------------
+#: The production draws for the fits whose tests assert the diagnostics gate, whose thresholds
+#: (R-hat <= 1.01, ESS >= 400) are set for 4 x 1000 draws: with 4 x 500, R-hat of the recovery fit
+#: was 1.008 or 1.012 depending only on floating-point evaluation order.
+GATED = {**SAMPLER, "draws": 1000, "tune": 1000}
+
+
 @pytest.fixture(scope="module")
 def recovery():
     frame, truth = _simulate(np.random.default_rng(2026_11_25), 250)
-    return frame, truth, ResponderModel({"arms": ARMS}).fit(frame, seed=81, **SAMPLER)
+    return frame, truth, ResponderModel({"arms": ARMS}).fit(frame, seed=81, **GATED)
 
 
 @pytest.fixture(scope="module")
 def adjusted():
     frame, truth = _simulate(np.random.default_rng(11), 200, b=1.2)
     model = ResponderModel({"arms": ARMS, "adjust_baseline": True})
-    return frame, truth, model.fit(frame, seed=82, **SAMPLER)
+    return frame, truth, model.fit(frame, seed=82, **GATED)
 
 
 @pytest.fixture(scope="module")
