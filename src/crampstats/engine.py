@@ -38,7 +38,7 @@ import os
 import shutil
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -268,41 +268,52 @@ def _shared_array_source(index: int, key: str, value: np.ndarray, word: Any) -> 
     return f"        a{index} = numba.carray({pointer}, {shape}, np.{value.dtype.name})\n"
 
 
-def _callback_source(
-    kind: str, n_dim: int, n_expanded: int, n_words: int, arrays: list[str]
-) -> str:
-    """Source of nutpie's logp or expand C callback with every size written in as a literal.
-
-    The body and return codes are those of nutpie 0.16's own callbacks
-    (``nutpie.compile_pymc._make_c_logp_func`` and ``_make_c_expand_func``): -1 a size
-    mismatch, 1 (logp) or -2 (expand) an exception, 3 a non-finite gradient, 4 a non-finite
-    log density. Element loops replace nutpie's ``out[...] = grad``, whose Numba
-    implementation alone took about 2.5 s to compile in every process.
-    """
-    call = ", ".join(["x", *(f"a{i}" for i in range(len(arrays)))])
-    head = (
+def _callback_head(n_dim: int, n_words: int, arrays: list[str]) -> str:
+    """Return the start of a callback's ``try`` block: the point and shared arrays as views."""
+    return (
         "    try:\n"
         f"        x = numba.carray(x_, ({n_dim},))\n"
         f"        u = numba.carray(user_data_, ({n_words},), np.uint64)\n" + "".join(arrays)
     )
-    if kind == "logp":
-        return (
-            "def logp_callback(dim, x_, out_, logp_, user_data_):\n"
-            f"    if dim != {n_dim}:\n        return -1\n" + head
-            + f"        out = numba.carray(out_, ({n_dim},))\n"
-            f"        logp, grad = inner({call})\n"
-            "        logp_[0] = logp\n"
-            f"        for i in range({n_dim}):\n            out[i] = grad[i]\n"
-            f"        for i in range({n_dim}):\n"
-            "            if not np.isfinite(out[i]):\n                return 3\n"
-            "        if not np.isfinite(logp):\n            return 4\n"
-            "    except Exception:\n        return 1\n"
-            "    return 0\n"
-        )
+
+
+def _logp_source(n_dim: int, n_expanded: int, n_words: int, arrays: list[str]) -> str:
+    """Source of nutpie's log-density callback with every size written in as a literal.
+
+    Body and return codes are those of nutpie 0.16's ``_make_c_logp_func``: -1 a size mismatch,
+    1 an exception, 3 a non-finite gradient, 4 a non-finite log density. An element loop
+    replaces nutpie's ``out[...] = grad``, whose Numba implementation alone took about 2.5 s to
+    compile in every process. ``n_expanded`` is unused (the signature is the expand source's).
+    """
+    call = ", ".join(["x", *(f"a{i}" for i in range(len(arrays)))])
+    return (
+        "def logp_callback(dim, x_, out_, logp_, user_data_):\n"
+        f"    if dim != {n_dim}:\n        return -1\n"
+        + _callback_head(n_dim, n_words, arrays)
+        + f"        out = numba.carray(out_, ({n_dim},))\n"
+        f"        logp, grad = inner({call})\n"
+        "        logp_[0] = logp\n"
+        f"        for i in range({n_dim}):\n            out[i] = grad[i]\n"
+        f"        for i in range({n_dim}):\n"
+        "            if not np.isfinite(out[i]):\n                return 3\n"
+        "        if not np.isfinite(logp):\n            return 4\n"
+        "    except Exception:\n        return 1\n"
+        "    return 0\n"
+    )
+
+
+def _expand_source(n_dim: int, n_expanded: int, n_words: int, arrays: list[str]) -> str:
+    """Source of nutpie's callback that expands a point into the stored values.
+
+    Body and return codes are those of nutpie 0.16's ``_make_c_expand_func``: -1 a size
+    mismatch, -2 an exception.
+    """
+    call = ", ".join(["x", *(f"a{i}" for i in range(len(arrays)))])
     return (
         "def expand_callback(dim, expanded, x_, out_, user_data_):\n"
         f"    if dim != {n_dim}:\n        return -1\n"
-        f"    if expanded != {n_expanded}:\n        return -1\n" + head
+        f"    if expanded != {n_expanded}:\n        return -1\n"
+        + _callback_head(n_dim, n_words, arrays)
         + f"        out = numba.carray(out_, ({n_expanded},))\n"
         f"        (values,) = inner({call})\n"
         f"        for i in range({n_expanded}):\n            out[i] = values[i]\n"
@@ -368,27 +379,22 @@ def compile_nutpie(model: pm.Model) -> Any:
         group_dtype, group_offset = record.fields[group][:2]
         return (record_offset + group_offset + group_dtype.fields[key][1]) // _WORD
 
-    types = numba.types
-    pointer = types.CPointer(types.double)
-    signatures = {
-        "logp": types.int64(types.uint64, pointer, pointer, pointer, types.voidptr),
-        "expand": types.int64(types.uint64, types.uint64, pointer, pointer, types.voidptr),
-    }
-    callbacks = {}
-    for kind, function in (("logp", logp_fn), ("expand", expand_fn)):
+    n_words = user_data.dtype.itemsize // _WORD
+
+    def callback(
+        function: Any, source_of: Callable[..., str], name: str, signature: Any
+    ) -> Any:
         inner = function.vm.jit_fn
         arrays = [
             _shared_array_source(i, shared_keys[var], shared_data[shared_keys[var]], word)
             for i, var in enumerate(function.get_shared())
         ]
-        source = _callback_source(
-            kind, n_dim, n_expanded, user_data.dtype.itemsize // _WORD, arrays
-        )
+        source = source_of(n_dim, n_expanded, n_words, arrays)
         inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
         cacheable = inner_key is not None and pytensor.config.numba__cache
         python = compile_numba_function_src(
             source,
-            f"{kind}_callback",
+            name,
             {
                 "__name__": __name__,  # Numba imports it to rebuild a cached function's globals
                 "numba": numba,
@@ -398,15 +404,30 @@ def compile_nutpie(model: pm.Model) -> Any:
             },
             cache_key=_hash([source, inner_key]) if cacheable else None,
         )
-        callbacks[kind] = numba.cfunc(signatures[kind], cache=cacheable)(python)
+        return numba.cfunc(signature, cache=cacheable)(python)
+
+    types = numba.types
+    pointer = types.CPointer(types.double)
+    logp_callback = callback(
+        logp_fn,
+        _logp_source,
+        "logp_callback",
+        types.int64(types.uint64, pointer, pointer, pointer, types.voidptr),
+    )
+    expand_callback = callback(
+        expand_fn,
+        _expand_source,
+        "expand_callback",
+        types.int64(types.uint64, types.uint64, pointer, pointer, types.voidptr),
+    )
     dims, coords = nc._prepare_dims_and_coords(model, shape_info, reparameterized)
     return nc.CompiledPyMCModel(
         _n_dim=n_dim,
         dims=dims,
         _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
-        compiled_logp_func=callbacks["logp"],
-        compiled_expand_func=callbacks["expand"],
+        compiled_logp_func=logp_callback,
+        compiled_expand_func=expand_callback,
         initial_point_func=initial_point_fn,
         shared_data=shared_data,
         shared_var_keys=shared_keys,
