@@ -3,6 +3,7 @@ rule derive:
         f"{RESULTS}/{{trial}}/validated",
     output:
         directory(f"{RESULTS}/{{trial}}/derived"),
+    priority: 3
     log:
         "logs/{trial}/derive.log",
     benchmark:

@@ -8,6 +8,7 @@ rule fit:
     threads: fit_threads
     resources:
         mem_mb=2000,
+    priority: 1
     log:
         "logs/{trial}/fit_{model}.log",
     benchmark:

@@ -11,6 +11,7 @@ rule secondary:
     threads: fit_threads
     resources:
         mem_mb=2000,
+    priority: 2
     log:
         "logs/{trial}/secondary.log",
     benchmark:

@@ -6,6 +6,7 @@ rule validate:
     params:
         data=trial_data,
         settings=trial_settings_json,
+    priority: 3
     log:
         "logs/{trial}/validate.log",
     benchmark:
