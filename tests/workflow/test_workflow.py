@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,17 @@ def _tables(workdir: Path) -> dict[str, bytes]:
 def test_lint_is_clean():
     proc = _snakemake(ROOT, "--lint")
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_every_rule_that_runs_a_command_is_benchmarked():
+    """Each job's wall, CPU and memory go to a ``benchmark:`` file (benchmarks/ reads them)."""
+    rules = {}
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        blocks = re.split(r"^rule (\w+):\n", path.read_text(), flags=re.MULTILINE)
+        rules.update(zip(blocks[1::2], blocks[2::2], strict=True))
+    commands = {name for name, body in rules.items() if "    shell:" in body}
+    assert {"validate", "fit", "secondary", "power_shard", "calibration_shard"} <= commands
+    assert [name for name in sorted(commands) if "    benchmark:" not in rules[name]] == []
 
 
 def test_wrong_config_stops_at_start_naming_the_key(tmp_path):

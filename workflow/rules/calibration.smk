@@ -22,6 +22,8 @@ rule calibration_all:
         runtime=10,
     log:
         "logs/calibration/summarize.log",
+    benchmark:
+        "logs/benchmarks/calibration/summarize.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:

@@ -76,6 +76,8 @@ rule power_report:
         runtime=10,
     log:
         "logs/power/report.log",
+    benchmark:
+        "logs/benchmarks/power/report.tsv"
     conda:
         "../envs/crampstats.yaml"
     shell:
