@@ -3,7 +3,7 @@ rule derive:
         f"{RESULTS}/{{trial}}/validated",
     output:
         directory(f"{RESULTS}/{{trial}}/derived"),
-    priority: 3
+    priority: 3  # cheap and unblocks the rest: first (docs/design.md, "Design decisions")
     log:
         "logs/{trial}/derive.log",
     benchmark:

@@ -8,7 +8,7 @@ rule fit:
     threads: fit_threads
     resources:
         mem_mb=2000,
-    priority: 1
+    priority: 1  # before compare and report (0)
     log:
         "logs/{trial}/fit_{model}.log",
     benchmark:

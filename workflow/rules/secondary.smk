@@ -11,7 +11,7 @@ rule secondary:
     threads: fit_threads
     resources:
         mem_mb=2000,
-    priority: 2
+    priority: 2  # the longest jobs: before the fits, so two cores stay busy to the end
     log:
         "logs/{trial}/secondary.log",
     benchmark:

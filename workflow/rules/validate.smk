@@ -6,7 +6,7 @@ rule validate:
     params:
         data=trial_data,
         settings=trial_settings_json,
-    priority: 3
+    priority: 3  # cheap and unblocks the rest: first (docs/design.md, "Design decisions")
     log:
         "logs/{trial}/validate.log",
     benchmark:
