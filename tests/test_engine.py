@@ -164,6 +164,14 @@ def test_same_seed_same_posterior_and_cores_passed(small_trial, monkeypatch):
     assert config == {**config, "cores": CORES, "draws": 100, "tune": 100, "chains": 4}
 
 
+def test_the_draws_do_not_depend_on_the_cores(small_trial):
+    # the local workflow profile runs each fit on one thread, the Slurm one on a CPU per chain
+    model = NBTotals()
+    one, two = (model.fit(small_trial, seed=7, cores=n, draws=100, tune=100) for n in (1, 2))
+    for name, values in one["posterior"].data_vars.items():
+        np.testing.assert_array_equal(values, two["posterior"][name], err_msg=name)
+
+
 def test_seed_must_be_integer(small_trial):
     with pytest.raises(TypeError, match="seed"):
         NBTotals().fit(small_trial, seed=1.5)

@@ -277,13 +277,13 @@ def _callback_head(n_dim: int, n_words: int, arrays: list[str]) -> str:
     )
 
 
-def _logp_source(n_dim: int, n_expanded: int, n_words: int, arrays: list[str]) -> str:
+def _logp_source(n_dim: int, n_words: int, arrays: list[str]) -> str:
     """Source of nutpie's log-density callback with every size written in as a literal.
 
     Body and return codes are those of nutpie 0.16's ``_make_c_logp_func``: -1 a size mismatch,
     1 an exception, 3 a non-finite gradient, 4 a non-finite log density. An element loop
     replaces nutpie's ``out[...] = grad``, whose Numba implementation alone took about 2.5 s to
-    compile in every process. ``n_expanded`` is unused (the signature is the expand source's).
+    compile in every process.
     """
     call = ", ".join(["x", *(f"a{i}" for i in range(len(arrays)))])
     return (
@@ -382,14 +382,14 @@ def compile_nutpie(model: pm.Model) -> Any:
     n_words = user_data.dtype.itemsize // _WORD
 
     def callback(
-        function: Any, source_of: Callable[..., str], name: str, signature: Any
+        function: Any, source_of: Callable[[list[str]], str], name: str, signature: Any
     ) -> Any:
         inner = function.vm.jit_fn
         arrays = [
             _shared_array_source(i, shared_keys[var], shared_data[shared_keys[var]], word)
             for i, var in enumerate(function.get_shared())
         ]
-        source = source_of(n_dim, n_expanded, n_words, arrays)
+        source = source_of(arrays)
         inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
         cacheable = inner_key is not None and pytensor.config.numba__cache
         python = compile_numba_function_src(
@@ -410,13 +410,13 @@ def compile_nutpie(model: pm.Model) -> Any:
     pointer = types.CPointer(types.double)
     logp_callback = callback(
         logp_fn,
-        _logp_source,
+        lambda arrays: _logp_source(n_dim, n_words, arrays),
         "logp_callback",
         types.int64(types.uint64, pointer, pointer, pointer, types.voidptr),
     )
     expand_callback = callback(
         expand_fn,
-        _expand_source,
+        lambda arrays: _expand_source(n_dim, n_expanded, n_words, arrays),
         "expand_callback",
         types.int64(types.uint64, types.uint64, pointer, pointer, types.voidptr),
     )
